@@ -1,0 +1,158 @@
+//! The `Server-Timing` header (W3C Server Timing) that carries a request's phase split.
+//!
+//! The daemon writes one on every app response; `reclaimd load` and `reclaimd scenario` read
+//! it back. Durations are in milliseconds, as the W3C spec requires:
+//!
+//! ```text
+//! Server-Timing: queue;dur=0.012, compute;dur=2.104, db;dur=40.551, sched;dur=0.003, total;dur=42.790, mode;desc="async"
+//! ```
+//!
+//! `total` is the handler's total time, arrival to response; `queue + compute + db + sched`
+//! adds up to it.
+
+use std::fmt;
+use std::time::Duration;
+
+/// One request's time split, as carried by the header.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ServerTiming {
+    pub queue: Duration,
+    pub compute: Duration,
+    pub db: Duration,
+    pub sched: Duration,
+    pub total: Duration,
+    /// The mode the request was served in, if the header named one.
+    pub mode: Option<Mode>,
+}
+
+/// The two execution modes, as named in config, metrics labels and headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Sync,
+    Async,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Sync => "sync",
+            Mode::Async => "async",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sync" => Ok(Mode::Sync),
+            "async" => Ok(Mode::Async),
+            other => Err(format!(
+                "unknown mode {other:?}: expected \"sync\" or \"async\""
+            )),
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+impl fmt::Display for ServerTiming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "queue;dur={:.3}, compute;dur={:.3}, db;dur={:.3}, sched;dur={:.3}, total;dur={:.3}",
+            ms(self.queue),
+            ms(self.compute),
+            ms(self.db),
+            ms(self.sched),
+            ms(self.total)
+        )?;
+        if let Some(mode) = self.mode {
+            write!(f, ", mode;desc=\"{mode}\"")?;
+        }
+        Ok(())
+    }
+}
+
+impl ServerTiming {
+    /// Parses a header value. Unknown metrics are ignored, as the spec asks; a known metric
+    /// with an unparsable duration is an error.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let mut timing = ServerTiming::default();
+        for metric in value.split(',') {
+            let mut params = metric.split(';').map(str::trim);
+            let name = params.next().unwrap_or_default();
+            let mut dur = None;
+            let mut desc = None;
+            for param in params {
+                if let Some(v) = param.strip_prefix("dur=") {
+                    let v: f64 = v
+                        .parse()
+                        .map_err(|_| format!("bad duration {v:?} for {name:?}"))?;
+                    if !v.is_finite() || v < 0.0 {
+                        return Err(format!("bad duration {v} for {name:?}"));
+                    }
+                    dur = Some(Duration::from_secs_f64(v / 1e3));
+                } else if let Some(v) = param.strip_prefix("desc=") {
+                    desc = Some(v.trim_matches('"'));
+                }
+            }
+            let slot = match name {
+                "queue" => &mut timing.queue,
+                "compute" => &mut timing.compute,
+                "db" => &mut timing.db,
+                "sched" => &mut timing.sched,
+                "total" => &mut timing.total,
+                "mode" => {
+                    timing.mode = desc.map(str::parse).transpose()?;
+                    continue;
+                }
+                _ => continue,
+            };
+            *slot = dur.ok_or_else(|| format!("{name:?} has no dur"))?;
+        }
+        Ok(timing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let t = ServerTiming {
+            queue: Duration::from_micros(12),
+            compute: Duration::from_micros(2104),
+            db: Duration::from_micros(40551),
+            sched: Duration::from_micros(3),
+            total: Duration::from_micros(42790),
+            mode: Some(Mode::Async),
+        };
+        let header = t.to_string();
+        assert_eq!(
+            header,
+            "queue;dur=0.012, compute;dur=2.104, db;dur=40.551, sched;dur=0.003, total;dur=42.790, mode;desc=\"async\""
+        );
+        assert_eq!(ServerTiming::parse(&header).unwrap(), t);
+    }
+
+    #[test]
+    fn ignores_unknown_metrics_and_rejects_bad_durations() {
+        let t = ServerTiming::parse("cdn;dur=5, db;dur=1.5").unwrap();
+        assert_eq!(t.db, Duration::from_micros(1500));
+        assert!(ServerTiming::parse("db;dur=abc").is_err());
+        assert!(ServerTiming::parse("db;dur=-1").is_err());
+        assert!(ServerTiming::parse("mode;desc=\"fast\"").is_err());
+    }
+}
