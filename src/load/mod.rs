@@ -1,0 +1,631 @@
+//! `reclaimd load`: the open-loop load generator.
+//!
+//! One scheduler task walks a reproducible [`Schedule`] and, at each arrival's intended send
+//! time, spawns the same request against every target. Latency is completion − intended send
+//! time, so a server that falls behind is charged for the queue it builds (no coordinated
+//! omission). The schedule never slows down: when a target's in-flight cap is reached the
+//! request is counted as an `overflow` error instead of waiting.
+//!
+//! - [`schedule`]: arrival times, route mix, user ids.
+//! - [`stats`]: per-target counts and histograms, the final table and the JSON report.
+
+pub mod schedule;
+pub mod stats;
+
+use std::future::Future;
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::{Method, Request};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+pub use schedule::{Arrival, Arrivals, Mix, Route, Schedule};
+pub use stats::{LoadReport, Outcome, TargetReport, TargetStats};
+
+use crate::server_timing::ServerTiming;
+
+/// The in-flight cap's upper bound: each in-flight request may hold a connection (a file
+/// descriptor), so a larger cap is a typo rather than a plan.
+const MAX_IN_FLIGHT_LIMIT: u32 = 1_000_000;
+
+/// Arguments of `reclaimd load`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "Example:\n  reclaimd load --target http://127.0.0.1:8080 --rate 200 \
+    --duration 30s --mix report=2,user=1\n\nBad arguments exit with status 2."
+)]
+pub struct LoadArgs {
+    /// Base URL of a daemon's app listener; repeat to drive several targets with the identical
+    /// schedule (a fair side-by-side).
+    #[arg(long = "target", value_name = "URL", value_parser = parse_target,
+          default_value = "http://127.0.0.1:8080")]
+    pub targets: Vec<String>,
+    /// Offered load in requests per second, per target.
+    #[arg(long, value_name = "N", value_parser = parse_rate, default_value = "100")]
+    pub rate: f64,
+    /// How long to send, e.g. `30s`, `2m`, `500ms`; `0` runs until SIGINT/SIGTERM.
+    #[arg(long, value_name = "D", value_parser = parse_duration, default_value = "30s")]
+    pub duration: Duration,
+    /// How arrivals are spaced.
+    #[arg(long, value_enum, default_value_t = Arrivals::Poisson)]
+    pub arrival: Arrivals,
+    /// Route weights, e.g. `report=2,user=1,order=0` (routes: user, report, order).
+    #[arg(long, value_name = "ROUTE=W,...", default_value = "user=1,report=1")]
+    pub mix: Mix,
+    /// User ids are drawn uniformly from 1..=N (`reclaimd seed` creates 1..=1000).
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub users: u64,
+    /// Cap on requests in flight (and so on open connections) per target; requests due
+    /// while the cap is reached are counted as `overflow` errors, never delayed.
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_IN_FLIGHT_LIMIT)))]
+    pub max_in_flight: u32,
+    /// A request with no complete response after this long is counted as a `timeout` error.
+    #[arg(long, value_name = "D", value_parser = parse_timeout, default_value = "30s")]
+    pub timeout: Duration,
+    /// Also write the final report as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// RNG seed: the same seed gives the same schedule (default: random, printed).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Runtime threads of the generator itself (default: one per core).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+}
+
+fn parse_target(s: &str) -> Result<String, String> {
+    let uri: hyper::Uri = s.parse().map_err(|e| format!("{s:?} is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => {
+            return Err(format!(
+                "{s:?}: only http:// targets are supported, not {other}://"
+            ))
+        }
+        None => return Err(format!("{s:?} has no scheme: write it as http://HOST:PORT")),
+    }
+    if uri.authority().is_none() {
+        return Err(format!("{s:?} has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("{s:?}: a target is a base URL and takes no query"));
+    }
+    Ok(s.trim_end_matches('/').to_string())
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let rate: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of requests per second"))?;
+    if !rate.is_finite() || rate <= 0.0 {
+        return Err(format!(
+            "the rate must be above 0 requests per second, not {s}"
+        ));
+    }
+    if rate > 10_000_000.0 {
+        return Err(format!(
+            "{s} requests per second is beyond what one process can send"
+        ));
+    }
+    Ok(rate)
+}
+
+/// Parses `30s`, `2m`, `1.5h`, `250ms`, `0`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 30s, 2m, 500ms, 0)"))?;
+    let scale = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 1e-3,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => return Err(format!("{s:?}: unknown unit {other:?} (use ms, s, m or h)")),
+    };
+    let secs = value * scale;
+    if !secs.is_finite() || secs > 366.0 * 86_400.0 {
+        return Err(format!("{s:?} is too long"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("the timeout must be above 0".to_string());
+    }
+    Ok(d)
+}
+
+/// A validated run: what to send, where, for how long.
+#[derive(Debug, Clone)]
+pub struct LoadPlan {
+    /// Base URLs, without a trailing slash.
+    pub targets: Vec<String>,
+    pub rate: f64,
+    /// `None`: until the shutdown future completes.
+    pub duration: Option<Duration>,
+    pub arrivals: Arrivals,
+    pub mix: Mix,
+    pub users: u64,
+    pub max_in_flight: u32,
+    pub timeout: Duration,
+    pub seed: u64,
+}
+
+impl LoadPlan {
+    pub fn from_args(args: &LoadArgs) -> Self {
+        LoadPlan {
+            targets: args.targets.clone(),
+            rate: args.rate,
+            duration: (!args.duration.is_zero()).then_some(args.duration),
+            arrivals: args.arrival,
+            mix: args.mix,
+            users: args.users,
+            max_in_flight: args.max_in_flight,
+            timeout: args.timeout,
+            seed: args.seed.unwrap_or_else(rand::random),
+        }
+    }
+}
+
+/// Where the live progress line goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// No progress output (tests).
+    Off,
+    /// Redraw one line on stderr every second.
+    Redraw,
+    /// A log line on stderr every 5 s (stderr is not a terminal).
+    Log,
+}
+
+/// One target's connection pool, in-flight cap and counters.
+struct TargetState {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    /// One permit per request in flight; `max_in_flight` permits in all.
+    in_flight: Arc<Semaphore>,
+    stats: Mutex<TargetStats>,
+    /// When the last request finished; the run's wall time ends there.
+    last_completion: Mutex<Option<Instant>>,
+}
+
+impl TargetState {
+    fn new(base: &str, plan: &LoadPlan) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(plan.timeout));
+        // HTTP/1.1 carries one request at a time per connection, so capping in-flight requests
+        // caps connections too; the pool keeps them all reusable.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(plan.max_in_flight as usize)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        TargetState {
+            base: base.to_string(),
+            client,
+            in_flight: Arc::new(Semaphore::new(plan.max_in_flight as usize)),
+            stats: Mutex::new(TargetStats::default()),
+            last_completion: Mutex::new(None),
+        }
+    }
+
+    fn stats(&self) -> MutexGuard<'_, TargetStats> {
+        // A panic while holding the lock cannot leave counters half-updated in a way that
+        // matters more than losing the whole report.
+        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Builds the HTTP request for one arrival.
+pub fn build_request(base: &str, a: &Arrival) -> Result<Request<Full<Bytes>>, hyper::http::Error> {
+    let (method, path, body) = match a.route {
+        Route::User => (
+            Method::GET,
+            format!("/api/users/{}", a.user_id),
+            Bytes::new(),
+        ),
+        Route::Report => (
+            Method::GET,
+            format!("/api/users/{}/report", a.user_id),
+            Bytes::new(),
+        ),
+        Route::Order => (
+            Method::POST,
+            "/api/orders".to_string(),
+            Bytes::from(format!(
+                r#"{{"user_id":{},"amount_cents":{}}}"#,
+                a.user_id, a.amount_cents
+            )),
+        ),
+    };
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"))
+        .header(hyper::header::USER_AGENT, "reclaimd-load");
+    if !body.is_empty() {
+        builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+    }
+    builder.body(Full::new(body))
+}
+
+/// Sends one request and records its outcome; `permit` holds its in-flight slot.
+async fn send(
+    target: Arc<TargetState>,
+    arrival: Arrival,
+    intended: Instant,
+    timeout: Duration,
+    permit: OwnedSemaphorePermit,
+) {
+    let sent_at = Instant::now();
+    let exchange = async {
+        let request = build_request(&target.base, &arrival).map_err(|_| Outcome::Io)?;
+        let response = target.client.request(request).await.map_err(|e| {
+            if e.is_connect() {
+                Outcome::Connect
+            } else {
+                Outcome::Io
+            }
+        })?;
+        let status = response.status();
+        let timing = response.headers().get("server-timing").map(|v| {
+            v.to_str()
+                .map_err(|e| e.to_string())
+                .and_then(ServerTiming::parse)
+        });
+        // The response is complete once its body is read; that also frees the connection.
+        response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|_| Outcome::Io)?;
+        Ok::<_, Outcome>((status, timing))
+    };
+    let result = tokio::time::timeout(timeout, exchange).await;
+    let done = Instant::now();
+    let (outcome, timing) = match result {
+        Err(_) => (Outcome::Timeout, None),
+        Ok(Err(outcome)) => (outcome, None),
+        Ok(Ok((status, timing))) if status.is_success() => (Outcome::Ok, timing),
+        Ok(Ok((status, _))) => (Outcome::Status(status.as_u16()), None),
+    };
+    {
+        let mut stats = target.stats();
+        stats.record_sent(sent_at - intended);
+        stats.record(arrival.route, &outcome, done - intended, timing);
+    }
+    let mut last = target
+        .last_completion
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    *last = Some(last.map_or(done, |l| l.max(done)));
+    // Released only once the outcome is counted: the end of the run waits for all permits.
+    drop(permit);
+}
+
+fn progress_line(targets: &[Arc<TargetState>], since: Duration) -> String {
+    let mut line = format!("t+{:>4.0}s", since.as_secs_f64());
+    for (i, t) in targets.iter().enumerate() {
+        let s = t.stats();
+        let done = s.ok + s.errors_total();
+        let in_flight = s.scheduled - done;
+        line.push_str(&format!(
+            "  [{}] sent {} ok {} errors {} in-flight {}",
+            i + 1,
+            s.scheduled,
+            s.ok,
+            s.errors_total(),
+            in_flight
+        ));
+        if let Some((p50, p99)) = s.p50_p99() {
+            line.push_str(&format!(
+                " p50 {} p99 {}",
+                stats::fmt_duration(p50),
+                stats::fmt_duration(p99)
+            ));
+        }
+    }
+    line
+}
+
+/// Runs the schedule against every target until its duration is played (or `shutdown`
+/// completes), waits for the requests in flight, and returns the report.
+pub async fn run_load(
+    plan: LoadPlan,
+    shutdown: impl Future<Output = ()>,
+    progress: Progress,
+) -> LoadReport {
+    let targets: Vec<Arc<TargetState>> = plan
+        .targets
+        .iter()
+        .map(|base| Arc::new(TargetState::new(base, &plan)))
+        .collect();
+    let start = Instant::now();
+
+    let progress_task = (progress != Progress::Off).then(|| {
+        let targets = targets.clone();
+        tokio::spawn(async move {
+            let period = match progress {
+                Progress::Log => Duration::from_secs(5),
+                _ => Duration::from_secs(1),
+            };
+            let mut tick = tokio::time::interval_at(start + period, period);
+            loop {
+                tick.tick().await;
+                let line = progress_line(&targets, start.elapsed());
+                if progress == Progress::Redraw {
+                    eprint!("\r\x1b[2K{line}");
+                } else {
+                    eprintln!("{line}");
+                }
+            }
+        })
+    });
+
+    let schedule = Schedule::new(plan.arrivals, plan.rate, plan.mix, plan.users, plan.seed);
+    tokio::pin!(shutdown);
+    let mut played_until = plan.duration;
+    let mut behind = 0u32;
+    for arrival in schedule {
+        if plan.duration.is_some_and(|d| arrival.at >= d) {
+            break;
+        }
+        let intended = start + arrival.at;
+        if Instant::now() < intended {
+            behind = 0;
+            tokio::select! {
+                biased;
+                () = &mut shutdown => {
+                    played_until = Some(start.elapsed());
+                    break;
+                }
+                () = tokio::time::sleep_until(intended) => {}
+            }
+        } else {
+            // Running late: send at once, but let the requests and the signal in now and then.
+            behind += 1;
+            if behind.is_multiple_of(64) {
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => {
+                        played_until = Some(start.elapsed());
+                        break;
+                    }
+                    () = tokio::task::yield_now() => {}
+                }
+            }
+        }
+        for target in &targets {
+            let permit = target.in_flight.clone().try_acquire_owned();
+            let mut stats = target.stats();
+            stats.scheduled += 1;
+            match permit {
+                Ok(permit) => {
+                    drop(stats);
+                    tokio::spawn(send(
+                        target.clone(),
+                        arrival,
+                        intended,
+                        plan.timeout,
+                        permit,
+                    ));
+                }
+                Err(_) => stats.record(arrival.route, &Outcome::Overflow, Duration::ZERO, None),
+            }
+        }
+    }
+    let played = played_until.unwrap_or_else(|| start.elapsed());
+
+    // All permits back means every request has finished (each is bounded by the timeout).
+    for target in &targets {
+        let _all = target.in_flight.acquire_many(plan.max_in_flight).await;
+    }
+    if let Some(task) = progress_task {
+        task.abort();
+        if progress == Progress::Redraw {
+            eprintln!("\r\x1b[2K{}", progress_line(&targets, start.elapsed()));
+        }
+    }
+
+    let reports = targets
+        .iter()
+        .map(|t| {
+            let last = t.last_completion.lock().unwrap_or_else(|e| e.into_inner());
+            let end = last.map_or(start + played, |l| l.max(start + played));
+            t.stats().report(&t.base, end - start, played.as_secs_f64())
+        })
+        .collect();
+    LoadReport {
+        rate: plan.rate,
+        arrivals: plan.arrivals,
+        mix: plan.mix.to_string(),
+        users: plan.users,
+        seed: plan.seed,
+        max_in_flight: plan.max_in_flight as usize,
+        duration_s: played.as_secs_f64(),
+        targets: reports,
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+/// Runs `reclaimd load`.
+pub fn run(args: LoadArgs) -> ExitCode {
+    let plan = LoadPlan::from_args(&args);
+    // Fail on an unwritable --json before sending anything, not after a long run.
+    let json_file = match &args.json {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(f) => Some((path.clone(), f)),
+            Err(e) => {
+                eprintln!("error: cannot write --json {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let runtime = match args.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(n))
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let progress = if std::io::stderr().is_terminal() {
+        Progress::Redraw
+    } else {
+        Progress::Log
+    };
+    eprintln!(
+        "reclaimd load: {} req/s per target ({:?} arrivals) for {}, seed {}, targets: {}",
+        plan.rate,
+        plan.arrivals,
+        match plan.duration {
+            Some(d) => format!("{:.1}s", d.as_secs_f64()),
+            None => "until SIGINT/SIGTERM".to_string(),
+        },
+        plan.seed,
+        plan.targets.join(" ")
+    );
+    // The scheduler runs on a runtime thread so `--threads N` is the whole generator.
+    let report = runtime
+        .block_on(async move { tokio::spawn(run_load(plan, shutdown_signal(), progress)).await });
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: the load run failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    print!("{report}");
+    if let Some((path, file)) = json_file {
+        if let Err(e) = serde_json::to_writer_pretty(std::io::BufWriter::new(file), &report) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        for bad in ["", "s", "5 parsecs", "-1s", "1e3s", "forever"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn validates_targets_and_rates() {
+        assert_eq!(
+            parse_target("http://127.0.0.1:8080/"),
+            Ok("http://127.0.0.1:8080".into())
+        );
+        for bad in [
+            "127.0.0.1:8080",
+            "https://x",
+            "ftp://x",
+            "http://",
+            "http://x/?a=1",
+        ] {
+            assert!(parse_target(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_rate("2.5"), Ok(2.5));
+        for bad in ["0", "-1", "NaN", "inf", "fast"] {
+            assert!(parse_rate(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn builds_each_route() {
+        let a = |route| Arrival {
+            at: Duration::ZERO,
+            route,
+            user_id: 7,
+            amount_cents: 1234,
+        };
+        let r = build_request("http://h:1", &a(Route::User)).unwrap();
+        assert_eq!(
+            (r.method(), r.uri().to_string()),
+            (&Method::GET, "http://h:1/api/users/7".into())
+        );
+        let r = build_request("http://h:1", &a(Route::Report)).unwrap();
+        assert_eq!(r.uri().path(), "/api/users/7/report");
+        let r = build_request("http://h:1", &a(Route::Order)).unwrap();
+        assert_eq!((r.method(), r.uri().path()), (&Method::POST, "/api/orders"));
+        let body: Bytes = futures_body(r.into_body());
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"user_id": 7, "amount_cents": 1234})
+        );
+    }
+
+    fn futures_body(body: Full<Bytes>) -> Bytes {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(body.collect())
+            .map(|c| c.to_bytes())
+            .unwrap_or_default()
+    }
+}
