@@ -1,0 +1,101 @@
+//! `scenario lecture` against a stand-in server: one that serves one request at a time (like
+//! sync mode with one worker) and one that overlaps waits (like async mode).
+
+#[path = "load_support/mod.rs"]
+mod load_support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use load_support::FakeOptions;
+use reclaimd::load::Route;
+use reclaimd::scenario::{lecture, render_runs, LectureOptions};
+use reclaimd::server_timing::Mode;
+
+fn opts(serial: bool) -> FakeOptions {
+    FakeOptions {
+        user_delay: Duration::from_millis(15),
+        report_delay: Duration::from_millis(60),
+        serial,
+        ..FakeOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_at_a_time_the_quick_request_finishes_last_and_waits_longest() {
+    let server = load_support::start(opts(true)).await;
+    let run = lecture(&server.url(), LectureOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(run.mode, Some(Mode::Sync));
+    let routes: Vec<Route> = run.requests.iter().map(|r| r.request.route).collect();
+    assert_eq!(routes, [Route::Report, Route::Report, Route::User]);
+    let quick = run.quick().unwrap();
+    for other in run
+        .requests
+        .iter()
+        .filter(|r| r.request.route == Route::Report)
+    {
+        assert!(quick.finished_at > other.finished_at, "{run:#?}");
+        assert!(quick.timing.queue > other.timing.queue, "{run:#?}");
+    }
+    // It queued behind both long requests: 2 × 60 ms of someone else's work.
+    assert!(quick.timing.queue >= Duration::from_millis(100), "{run:#?}");
+    assert!(quick.perceived() > quick.natural * 3, "{run:#?}");
+    // Natural times were measured alone, before, and reflect the known delays.
+    assert!(quick.natural >= Duration::from_millis(15));
+    assert!(run.requests[0].natural >= Duration::from_millis(60));
+
+    let text = render_runs(std::slice::from_ref(&run), 60);
+    assert!(text.contains("(sync mode)"), "{text}");
+    assert!(text.contains("request 3 user (quick)  |"), "{text}");
+    assert!(text.contains("finish order: 1, 2, 3."), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_waits_the_quick_request_finishes_first() {
+    let server = load_support::start(opts(false)).await;
+    let run = lecture(&server.url(), LectureOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(run.mode, Some(Mode::Async));
+    let quick = run.quick().unwrap();
+    for other in run
+        .requests
+        .iter()
+        .filter(|r| r.request.route == Route::Report)
+    {
+        assert!(quick.finished_at < other.finished_at, "{run:#?}");
+    }
+    let text = render_runs(&[run.clone(), run], 60);
+    // Two runs print a side-by-side summary.
+    assert!(text.contains("perceived (x natural)"), "{text}");
+}
+
+#[test]
+fn compare_needs_two_urls_and_an_unreachable_target_fails_clearly() {
+    let out = Command::new(env!("CARGO_BIN_EXE_reclaimd"))
+        .args(["scenario", "lecture", "--compare", "http://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--compare"));
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_reclaimd"))
+        .args([
+            "scenario",
+            "lecture",
+            "--target",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot connect to"), "{stderr}");
+}
