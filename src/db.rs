@@ -1,0 +1,314 @@
+//! MongoDB access, written once for both modes.
+//!
+//! [`Db`] holds either the blocking client (`mongodb::sync`, sync mode) or the async client.
+//! Each operation is an `async fn` with one `match`: the sync arm blocks the calling thread
+//! inside `poll` (the pool worker, which is what sync mode means), the async arm awaits. Every
+//! call goes through [`Db::observe`], the one instrumentation point for DB calls: it moves
+//! the request's tracker to `db` and back around a blocking call, opens the client span, and
+//! counts errors.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mongodb::bson::{doc, Bson, Document};
+use mongodb::error::ErrorKind;
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::IndexModel;
+use tracing::Instrument;
+
+use crate::config::MongoConfig;
+use crate::error::AppError;
+use crate::measure::{Phase, Tracker};
+use crate::metrics::Metrics;
+
+pub const USERS: &str = "users";
+pub const ORDERS: &str = "orders";
+
+/// Both clients, kept connected so a mode flip costs nothing.
+#[derive(Clone)]
+pub struct Clients {
+    pub sync: mongodb::sync::Database,
+    pub async_: mongodb::Database,
+    async_client: mongodb::Client,
+}
+
+/// Client options from config: pool size and short timeouts so an outage fails fast.
+pub async fn client_options(config: &MongoConfig) -> Result<ClientOptions, String> {
+    let mut opts = ClientOptions::parse(&config.uri)
+        .await
+        // The driver's message can quote the URI; keep it out of logs that may be shared.
+        .map_err(|e| {
+            format!(
+                "invalid mongodb.uri: {}",
+                redact(&e.to_string(), &config.uri)
+            )
+        })?;
+    opts.max_pool_size = Some(config.max_pool_size);
+    opts.server_selection_timeout = Some(config.server_selection_timeout);
+    opts.connect_timeout = Some(config.connect_timeout);
+    opts.app_name = Some("reclaimd".into());
+    Ok(opts)
+}
+
+fn redact(message: &str, uri: &str) -> String {
+    message.replace(uri, "<uri>")
+}
+
+impl Clients {
+    /// Creates both clients. Must be called inside the async handler runtime's context
+    /// (`Handle::enter`), whose threads then run the async client's background tasks, and
+    /// outside any `block_on` (the sync client drives its own runtime).
+    pub fn new(opts: ClientOptions, database: &str) -> Result<Clients, String> {
+        let async_client = mongodb::Client::with_options(opts.clone())
+            .map_err(|e| format!("cannot create MongoDB client: {}", e.kind))?;
+        let sync_client = mongodb::sync::Client::with_options(opts)
+            .map_err(|e| format!("cannot create MongoDB client: {}", e.kind))?;
+        Ok(Clients {
+            sync: sync_client.database(database),
+            async_: async_client.database(database),
+            async_client,
+        })
+    }
+
+    /// `ping`, for readiness. Bounded by `timeout`.
+    pub async fn ping(&self, timeout: Duration) -> bool {
+        let ping = self.async_.run_command(doc! {"ping": 1});
+        matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(_)))
+    }
+
+    pub fn async_client(&self) -> &mongodb::Client {
+        &self.async_client
+    }
+}
+
+/// The database as seen by one request.
+pub struct Db<'a> {
+    kind: Kind<'a>,
+    tracker: &'a Tracker,
+    metrics: &'a Metrics,
+    parent: &'a tracing::Span,
+    spans: bool,
+}
+
+enum Kind<'a> {
+    Sync(&'a mongodb::sync::Database),
+    Async(&'a mongodb::Database),
+}
+
+/// One order's per-status summary, from the aggregation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusStats {
+    pub status: String,
+    pub count: i64,
+    pub total_cents: i64,
+    pub avg_cents: f64,
+    pub max_cents: i64,
+}
+
+impl<'a> Db<'a> {
+    pub fn sync(
+        db: &'a mongodb::sync::Database,
+        tracker: &'a Tracker,
+        metrics: &'a Metrics,
+        parent: &'a tracing::Span,
+        spans: bool,
+    ) -> Self {
+        Db {
+            kind: Kind::Sync(db),
+            tracker,
+            metrics,
+            parent,
+            spans,
+        }
+    }
+
+    pub fn new_async(
+        db: &'a mongodb::Database,
+        tracker: &'a Tracker,
+        metrics: &'a Metrics,
+        parent: &'a tracing::Span,
+        spans: bool,
+    ) -> Self {
+        Db {
+            kind: Kind::Async(db),
+            tracker,
+            metrics,
+            parent,
+            spans,
+        }
+    }
+
+    /// The user with this id, if any.
+    pub async fn find_user(&self, id: i64) -> Result<Option<Document>, AppError> {
+        let filter = doc! {"_id": id};
+        self.observe("find", USERS, async {
+            match self.kind {
+                Kind::Sync(db) => db.collection::<Document>(USERS).find_one(filter).run(),
+                Kind::Async(db) => db.collection::<Document>(USERS).find_one(filter).await,
+            }
+        })
+        .await
+    }
+
+    /// Per-status order counts and sums for a user, by aggregation.
+    pub async fn order_stats(&self, user_id: i64) -> Result<Vec<StatusStats>, AppError> {
+        let pipeline = [
+            doc! {"$match": {"user_id": user_id}},
+            doc! {"$group": {
+                "_id": "$status",
+                "count": {"$sum": 1},
+                "total": {"$sum": "$amount_cents"},
+                "avg": {"$avg": "$amount_cents"},
+                "max": {"$max": "$amount_cents"},
+            }},
+            doc! {"$sort": {"_id": 1}},
+        ];
+        let docs = self
+            .observe("aggregate", ORDERS, async {
+                match self.kind {
+                    Kind::Sync(db) => db
+                        .collection::<Document>(ORDERS)
+                        .aggregate(pipeline)
+                        .run()?
+                        .collect::<Result<Vec<_>, _>>(),
+                    Kind::Async(db) => {
+                        let mut cursor = db
+                            .collection::<Document>(ORDERS)
+                            .aggregate(pipeline)
+                            .await?;
+                        let mut docs = Vec::new();
+                        while cursor.advance().await? {
+                            docs.push(cursor.deserialize_current()?);
+                        }
+                        Ok(docs)
+                    }
+                }
+            })
+            .await?;
+        Ok(docs.iter().map(stats_from).collect())
+    }
+
+    /// Inserts one order document.
+    pub async fn insert_order(&self, order: Document) -> Result<(), AppError> {
+        self.observe("insert", ORDERS, async {
+            match self.kind {
+                Kind::Sync(db) => db.collection::<Document>(ORDERS).insert_one(order).run(),
+                Kind::Async(db) => db.collection::<Document>(ORDERS).insert_one(order).await,
+            }
+        })
+        .await
+        .map(drop)
+    }
+
+    /// The one instrumentation point of DB calls.
+    async fn observe<T>(
+        &self,
+        operation: &'static str,
+        collection: &'static str,
+        call: impl std::future::Future<Output = mongodb::error::Result<T>>,
+    ) -> Result<T, AppError> {
+        let span = if self.spans {
+            let (namespace, system) = match self.kind {
+                Kind::Sync(db) => (db.name().to_string(), "mongodb"),
+                Kind::Async(db) => (db.name().to_string(), "mongodb"),
+            };
+            tracing::info_span!(
+                parent: self.parent,
+                "db",
+                otel.name = format!("{operation} {collection}"),
+                otel.kind = "client",
+                db.system.name = system,
+                db.namespace = namespace,
+                db.operation.name = operation,
+                db.collection.name = collection,
+                error.type = tracing::field::Empty,
+            )
+        } else {
+            tracing::Span::none()
+        };
+        let blocking = matches!(self.kind, Kind::Sync(_));
+        if blocking {
+            self.tracker.transition(Phase::Db, Instant::now());
+        }
+        let result = call.instrument(span.clone()).await;
+        if blocking {
+            self.tracker.transition(Phase::Compute, Instant::now());
+        }
+        result.map_err(|e| {
+            let (kind, app) = classify(&e);
+            span.record("error.type", kind);
+            self.metrics
+                .db_errors_total
+                .with_label_values(&[operation, kind])
+                .inc();
+            if app == AppError::Internal {
+                tracing::error!(operation, collection, error = %e.kind, "MongoDB call failed");
+            } else {
+                tracing::warn!(operation, collection, kind, "MongoDB unavailable");
+            }
+            app
+        })
+    }
+}
+
+/// Maps a driver error to the `kind` label and the client's error.
+fn classify(e: &mongodb::error::Error) -> (&'static str, AppError) {
+    match e.kind.as_ref() {
+        ErrorKind::ServerSelection { .. } => ("server_selection", AppError::DbUnavailable),
+        ErrorKind::Io(_) | ErrorKind::ConnectionPoolCleared { .. } => {
+            ("network", AppError::DbUnavailable)
+        }
+        _ if e.contains_label("RetryableWriteError")
+            || e.contains_label("TransientTransactionError") =>
+        {
+            ("network", AppError::DbUnavailable)
+        }
+        ErrorKind::Command(_) => ("command", AppError::Internal),
+        ErrorKind::Write(_) | ErrorKind::InsertMany(_) | ErrorKind::BulkWrite(_) => {
+            ("write", AppError::Internal)
+        }
+        _ => ("other", AppError::Internal),
+    }
+}
+
+fn as_i64(b: Option<&Bson>) -> i64 {
+    match b {
+        Some(Bson::Int32(v)) => i64::from(*v),
+        Some(Bson::Int64(v)) => *v,
+        Some(Bson::Double(v)) => *v as i64,
+        _ => 0,
+    }
+}
+
+fn stats_from(d: &Document) -> StatusStats {
+    StatusStats {
+        status: d.get_str("_id").unwrap_or("unknown").to_string(),
+        count: as_i64(d.get("count")),
+        total_cents: as_i64(d.get("total")),
+        avg_cents: match d.get("avg") {
+            Some(Bson::Double(v)) => *v,
+            other => as_i64(other) as f64,
+        },
+        max_cents: as_i64(d.get("max")),
+    }
+}
+
+/// Creates the indexes the routes need (idempotent).
+pub async fn create_indexes(db: &mongodb::Database) -> mongodb::error::Result<()> {
+    db.collection::<Document>(ORDERS)
+        .create_index(
+            IndexModel::builder()
+                .keys(doc! {"user_id": 1})
+                .options(
+                    IndexOptions::builder()
+                        .name("user_id_1".to_string())
+                        .build(),
+                )
+                .build(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Shared so tests and `seed` can reach the async client's database.
+pub type SharedClients = Arc<Clients>;

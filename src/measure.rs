@@ -1,0 +1,489 @@
+//! The measurement model of DESIGN.md §4: each request's time split into `queue`, `compute`,
+//! `db` and `sched`, and the reclaimed waiting time.
+//!
+//! A [`Tracker`] follows one request through a small state machine. Every transition closes
+//! the current phase at one `Instant` and opens the next at the same `Instant`, so the phases
+//! add up to the total by construction: there is no gap to leak time into.
+//!
+//! Who drives the transitions:
+//! - sync mode: the pool worker (`queue → compute` when it takes the job) and the DB layer
+//!   (`compute → db → compute` around each blocking driver call);
+//! - async mode: [`Instrumented`], which wraps the request's future. A poll is `compute`;
+//!   after a poll returns `Pending` the request is waiting (`db`: the only thing a handler
+//!   awaits is the database) until its waker fires, then runnable (`sched`) until the runtime
+//!   polls it again. This is the split tokio-metrics' `TaskMonitor` calls idle and scheduled.
+//!
+//! Reclaimed time: [`DbWaitClock`] integrates, per mode, the time during which at least one
+//! request waits on the DB. A compute segment `[t0, t1]` reclaimed `covered(t1) − covered(t0)`
+//! of it: compute that ran while another request waited. The request itself is computing, not
+//! waiting, so it never counts itself. With one sync worker the clock cannot advance while the
+//! worker computes, so reclaimed time is exactly zero.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use crate::metrics::ModeMetrics;
+use crate::server_timing::{Mode, ServerTiming};
+
+/// A request's phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Arrived, waiting for a worker (sync) or its first poll (async).
+    Queue = 0,
+    /// Its own code runs on a CPU.
+    Compute = 1,
+    /// Waiting on MongoDB.
+    Db = 2,
+    /// Runnable but not running: woken, waiting for the thread.
+    Sched = 3,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 4] = [Phase::Queue, Phase::Compute, Phase::Db, Phase::Sched];
+
+    /// The `phase` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Queue => "queue",
+            Phase::Compute => "compute",
+            Phase::Db => "db",
+            Phase::Sched => "sched",
+        }
+    }
+
+    /// The `state` label value of `reclaimd_requests_in_state`.
+    pub fn state(self) -> &'static str {
+        match self {
+            Phase::Queue => "queued",
+            Phase::Compute => "computing",
+            Phase::Db => "waiting_db",
+            Phase::Sched => "runnable",
+        }
+    }
+}
+
+/// Integrates the time during which at least one request of a mode waits on the DB.
+#[derive(Debug)]
+pub struct DbWaitClock {
+    inner: Mutex<ClockInner>,
+}
+
+#[derive(Debug)]
+struct ClockInner {
+    waiting: usize,
+    since: Instant,
+    covered: Duration,
+}
+
+impl ClockInner {
+    fn advance(&mut self, now: Instant) {
+        if now > self.since {
+            if self.waiting > 0 {
+                self.covered += now - self.since;
+            }
+            self.since = now;
+        }
+    }
+}
+
+impl Default for DbWaitClock {
+    fn default() -> Self {
+        DbWaitClock {
+            inner: Mutex::new(ClockInner {
+                waiting: 0,
+                since: Instant::now(),
+                covered: Duration::ZERO,
+            }),
+        }
+    }
+}
+
+impl DbWaitClock {
+    fn lock(&self) -> MutexGuard<'_, ClockInner> {
+        // A panic while holding this lock cannot leave the integrator inconsistent.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn enter(&self, now: Instant) {
+        let mut c = self.lock();
+        c.advance(now);
+        c.waiting += 1;
+    }
+
+    fn exit(&self, now: Instant) {
+        let mut c = self.lock();
+        c.advance(now);
+        c.waiting = c.waiting.saturating_sub(1);
+    }
+
+    /// Total time, up to `now`, during which at least one request waited on the DB.
+    pub fn covered(&self, now: Instant) -> Duration {
+        let mut c = self.lock();
+        c.advance(now);
+        c.covered
+    }
+
+    /// Requests waiting on the DB right now.
+    pub fn waiting(&self) -> usize {
+        self.lock().waiting
+    }
+}
+
+/// The final split of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Timing {
+    pub phases: [Duration; 4],
+    pub total: Duration,
+    pub reclaimed: Duration,
+}
+
+impl Timing {
+    pub fn get(&self, phase: Phase) -> Duration {
+        self.phases[phase as usize]
+    }
+
+    pub fn server_timing(&self, mode: Mode) -> ServerTiming {
+        ServerTiming {
+            queue: self.get(Phase::Queue),
+            compute: self.get(Phase::Compute),
+            db: self.get(Phase::Db),
+            sched: self.get(Phase::Sched),
+            total: self.total,
+            mode: Some(mode),
+        }
+    }
+}
+
+/// Follows one request through its phases; see the module docs.
+pub struct Tracker {
+    mode: Mode,
+    metrics: Arc<ModeMetrics>,
+    inner: Mutex<TrackerInner>,
+}
+
+#[derive(Debug)]
+struct TrackerInner {
+    /// `None` once finished.
+    phase: Option<Phase>,
+    arrival: Instant,
+    since: Instant,
+    acc: [Duration; 4],
+    reclaimed: Duration,
+    /// `DbWaitClock::covered` when the current compute segment began.
+    covered_at_compute_start: Duration,
+    /// The waker fired during a poll: the future is runnable as soon as the poll ends.
+    woken_during_poll: bool,
+}
+
+impl Tracker {
+    /// Starts tracking a request that arrived at `arrival`; it is queued from then on.
+    pub fn new(mode: Mode, metrics: Arc<ModeMetrics>, arrival: Instant) -> Arc<Tracker> {
+        metrics.enter_state(Phase::Queue);
+        Arc::new(Tracker {
+            mode,
+            metrics,
+            inner: Mutex::new(TrackerInner {
+                phase: Some(Phase::Queue),
+                arrival,
+                since: arrival,
+                acc: [Duration::ZERO; 4],
+                reclaimed: Duration::ZERO,
+                covered_at_compute_start: Duration::ZERO,
+                woken_during_poll: false,
+            }),
+        })
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TrackerInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves to phase `to` at `now`. No-op once finished.
+    pub fn transition(&self, to: Phase, now: Instant) {
+        let mut inner = self.lock();
+        self.transition_locked(&mut inner, Some(to), now);
+    }
+
+    fn transition_locked(&self, inner: &mut TrackerInner, to: Option<Phase>, now: Instant) {
+        let Some(from) = inner.phase else { return };
+        if Some(from) == to {
+            return;
+        }
+        let now = now.max(inner.since);
+        let spent = now - inner.since;
+        inner.acc[from as usize] += spent;
+        self.metrics.leave_state(from);
+        match from {
+            Phase::Compute => {
+                let covered = self.metrics.db_clock.covered(now);
+                let reclaimed = covered
+                    .saturating_sub(inner.covered_at_compute_start)
+                    .min(spent);
+                inner.reclaimed += reclaimed;
+                self.metrics.add_reclaimed(reclaimed);
+            }
+            Phase::Db => self.metrics.db_clock.exit(now),
+            Phase::Queue | Phase::Sched => {}
+        }
+        match to {
+            Some(Phase::Compute) => {
+                inner.covered_at_compute_start = self.metrics.db_clock.covered(now);
+            }
+            Some(Phase::Db) => self.metrics.db_clock.enter(now),
+            _ => {}
+        }
+        if let Some(to) = to {
+            self.metrics.enter_state(to);
+        }
+        inner.phase = to;
+        inner.since = now;
+    }
+
+    /// Ends tracking at `now` and returns the split. Later calls return the same split.
+    pub fn finish(&self, now: Instant) -> Timing {
+        let mut inner = self.lock();
+        if inner.phase.is_some() {
+            self.transition_locked(&mut inner, None, now);
+        }
+        Timing {
+            phases: inner.acc,
+            total: inner.since - inner.arrival,
+            reclaimed: inner.reclaimed,
+        }
+    }
+
+    /// The split so far, as if the request ended at `now`, without ending it (used when the
+    /// client is answered 504 while the work is still somewhere in the system).
+    pub fn snapshot(&self, now: Instant) -> Timing {
+        let inner = self.lock();
+        let mut phases = inner.acc;
+        let mut end = inner.since;
+        if let Some(phase) = inner.phase {
+            let now = now.max(inner.since);
+            phases[phase as usize] += now - inner.since;
+            end = now;
+        }
+        Timing {
+            phases,
+            total: end - inner.arrival,
+            reclaimed: inner.reclaimed,
+        }
+    }
+
+    /// The request's current phase, `None` once finished.
+    pub fn phase(&self) -> Option<Phase> {
+        self.lock().phase
+    }
+
+    fn on_poll_start(&self, now: Instant) {
+        let mut inner = self.lock();
+        inner.woken_during_poll = false;
+        self.transition_locked(&mut inner, Some(Phase::Compute), now);
+    }
+
+    fn on_pending(&self, now: Instant) {
+        let mut inner = self.lock();
+        let next = if inner.woken_during_poll {
+            Phase::Sched
+        } else {
+            Phase::Db
+        };
+        self.transition_locked(&mut inner, Some(next), now);
+    }
+
+    fn on_wake(&self, now: Instant) {
+        let mut inner = self.lock();
+        match inner.phase {
+            Some(Phase::Db) => self.transition_locked(&mut inner, Some(Phase::Sched), now),
+            Some(Phase::Compute) => inner.woken_during_poll = true,
+            _ => {}
+        }
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        // A request dropped mid-way (timed out, shed after queuing, shutdown) must not leave
+        // a gauge raised or the DB clock running.
+        let mut inner = self.lock();
+        if inner.phase.is_some() {
+            let now = Instant::now();
+            self.transition_locked(&mut inner, None, now);
+        }
+    }
+}
+
+/// Wraps an async request's future and drives its [`Tracker`] from polls and wake-ups.
+pub struct Instrumented<F> {
+    future: Pin<Box<F>>,
+    tracker: Arc<Tracker>,
+}
+
+impl<F: Future> Instrumented<F> {
+    pub fn new(future: F, tracker: Arc<Tracker>) -> Self {
+        Instrumented {
+            future: Box::pin(future),
+            tracker,
+        }
+    }
+}
+
+impl<F> Drop for Instrumented<F> {
+    fn drop(&mut self) {
+        // An aborted request (timeout, shutdown) stops being counted now, even if the
+        // driver still holds one of its wakers.
+        self.tracker.finish(Instant::now());
+    }
+}
+
+struct TimedWaker {
+    inner: Waker,
+    tracker: Arc<Tracker>,
+}
+
+impl Wake for TimedWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.tracker.on_wake(Instant::now());
+        self.inner.wake_by_ref();
+    }
+}
+
+impl<F: Future> Future for Instrumented<F> {
+    type Output = (F::Output, Timing);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        this.tracker.on_poll_start(Instant::now());
+        let waker = Waker::from(Arc::new(TimedWaker {
+            inner: cx.waker().clone(),
+            tracker: this.tracker.clone(),
+        }));
+        let polled = this.future.as_mut().poll(&mut Context::from_waker(&waker));
+        let now = Instant::now();
+        match polled {
+            Poll::Ready(output) => Poll::Ready((output, this.tracker.finish(now))),
+            Poll::Pending => {
+                this.tracker.on_pending(now);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Runs a future to completion on the current thread. Sync-mode handlers never return
+/// `Pending` (every driver call blocks inside `poll`), so this polls once; the park loop is
+/// there for correctness, not for use.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    fn tracker(metrics: &Metrics, mode: Mode, at: Instant) -> Arc<Tracker> {
+        Tracker::new(mode, metrics.mode(mode).clone(), at)
+    }
+
+    #[test]
+    fn phases_add_up_exactly_and_gauges_return_to_zero() {
+        let m = Metrics::new();
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let t = tracker(&m, Mode::Sync, t0);
+        assert_eq!(m.mode(Mode::Sync).in_state(Phase::Queue), 1);
+        t.transition(Phase::Compute, t0 + ms(3));
+        t.transition(Phase::Db, t0 + ms(5));
+        assert_eq!(m.mode(Mode::Sync).in_state(Phase::Db), 1);
+        t.transition(Phase::Compute, t0 + ms(25));
+        let timing = t.finish(t0 + ms(26));
+        assert_eq!(timing.get(Phase::Queue), ms(3));
+        assert_eq!(timing.get(Phase::Compute), ms(3));
+        assert_eq!(timing.get(Phase::Db), ms(20));
+        assert_eq!(timing.total, ms(26));
+        assert_eq!(timing.phases.iter().sum::<Duration>(), timing.total);
+        for p in Phase::ALL {
+            assert_eq!(m.mode(Mode::Sync).in_state(p), 0, "{p:?}");
+        }
+    }
+
+    #[test]
+    fn compute_overlapping_another_requests_db_wait_is_reclaimed() {
+        let m = Metrics::new();
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let a = tracker(&m, Mode::Async, t0);
+        let b = tracker(&m, Mode::Async, t0);
+        a.transition(Phase::Compute, t0);
+        a.transition(Phase::Db, t0 + ms(1)); // a waits 1..11
+        b.transition(Phase::Compute, t0 + ms(2)); // b computes 2..6: all reclaimed
+        b.transition(Phase::Db, t0 + ms(6));
+        a.transition(Phase::Compute, t0 + ms(11)); // a computes 11..13 while b waits
+        a.finish(t0 + ms(13));
+        b.transition(Phase::Compute, t0 + ms(20)); // b computes 20..21, nobody waits
+        let tb = b.finish(t0 + ms(21));
+        assert_eq!(tb.reclaimed, ms(4));
+        assert_eq!(m.mode(Mode::Async).reclaimed_seconds(), 0.006);
+    }
+
+    #[test]
+    fn dropping_an_unfinished_tracker_releases_its_state() {
+        let m = Metrics::new();
+        let t = tracker(&m, Mode::Async, Instant::now());
+        t.transition(Phase::Db, Instant::now());
+        assert_eq!(m.mode(Mode::Async).db_clock.waiting(), 1);
+        drop(t);
+        assert_eq!(m.mode(Mode::Async).db_clock.waiting(), 0);
+        assert_eq!(m.mode(Mode::Async).in_state(Phase::Db), 0);
+    }
+
+    #[test]
+    fn instrumented_future_splits_idle_into_db_and_sched() {
+        let m = Metrics::new();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let t = tracker(&m, Mode::Async, Instant::now());
+        let fut = Instrumented::new(
+            async {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                std::hint::black_box(1)
+            },
+            t,
+        );
+        let (out, timing) = rt.block_on(fut);
+        assert_eq!(out, 1);
+        assert!(
+            timing.get(Phase::Db) >= Duration::from_millis(30),
+            "{timing:?}"
+        );
+        assert_eq!(timing.phases.iter().sum::<Duration>(), timing.total);
+    }
+}

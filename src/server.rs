@@ -1,0 +1,294 @@
+//! Running the daemon: listeners, accept loops, live reload and graceful shutdown.
+//!
+//! [`run`] is the testable core: it takes already-bound listeners and a shutdown future.
+//! [`Server::start`] builds everything (app, HTTP runtime, listeners) on background threads
+//! and returns the bound addresses, for `main` and for tests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+use crate::app::App;
+use crate::config::{Config, Source};
+use crate::http;
+
+/// Serves the app and admin listeners until `shutdown` completes, then stops accepting,
+/// lets in-flight requests finish (up to `server.drain_timeout`) and returns.
+pub async fn run(
+    app: Arc<App>,
+    app_listener: TcpListener,
+    admin_listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let max = app.config.server.max_connections;
+    let app_loop = tokio::spawn(accept_loop(
+        app.clone(),
+        app_listener,
+        Kind::App,
+        Arc::new(Semaphore::new(max)),
+        stop_rx.clone(),
+    ));
+    let admin_loop = tokio::spawn(accept_loop(
+        app.clone(),
+        admin_listener,
+        Kind::Admin,
+        Arc::new(Semaphore::new(256)),
+        stop_rx,
+    ));
+    shutdown.await;
+    tracing::info!("shutting down: no new connections; in-flight requests finish");
+    let _ = stop_tx.send(true);
+    let drain = app.config.server.drain_timeout;
+    let (app_graceful, admin_graceful) = (app_loop.await, admin_loop.await);
+    let drained = async {
+        if let Ok(g) = app_graceful {
+            g.shutdown().await;
+        }
+    };
+    if tokio::time::timeout(drain, drained).await.is_err() {
+        tracing::warn!(?drain, "drain timeout passed with requests still in flight");
+    }
+    app.begin_shutdown();
+    if let Ok(g) = admin_graceful {
+        let _ = tokio::time::timeout(Duration::from_secs(1), g.shutdown()).await;
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    App,
+    Admin,
+}
+
+async fn accept_loop(
+    app: Arc<App>,
+    listener: TcpListener,
+    kind: Kind,
+    limit: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) -> GracefulShutdown {
+    let graceful = GracefulShutdown::new();
+    let header_timeout = app.config.server.header_read_timeout;
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = stop.changed() => break,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Usually out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = service_fn(move |req| {
+            let app = app.clone();
+            async move {
+                match kind {
+                    Kind::App => http::app_service(app, req).await,
+                    Kind::Admin => http::admin_service(app, req).await,
+                }
+            }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // Client disconnects and header timeouts end up here; they are not our errors.
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    graceful
+}
+
+/// A daemon running on background threads.
+pub struct Server {
+    pub app_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub app: Arc<App>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    reload_stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Server {
+    /// Builds the app, binds both listeners (port 0 works) and starts serving. Watches the
+    /// config file for changes when `source` is given. Blocking; call outside a runtime.
+    pub fn start(config: Config, source: Option<Source>) -> Result<Server, String> {
+        let http_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.server.http_threads)
+            .thread_name("reclaimd-http")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
+        let (app_listener, admin_listener) = http_rt.block_on(async {
+            let app_l = TcpListener::bind(config.server.listen).await.map_err(|e| {
+                format!(
+                    "cannot listen on {} (server.listen): {e}",
+                    config.server.listen
+                )
+            })?;
+            let admin_l = TcpListener::bind(config.admin.listen).await.map_err(|e| {
+                format!(
+                    "cannot listen on {} (admin.listen): {e}",
+                    config.admin.listen
+                )
+            })?;
+            Ok::<_, String>((app_l, admin_l))
+        })?;
+        let app_addr = app_listener.local_addr().map_err(|e| e.to_string())?;
+        let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
+
+        let watch_path = source.as_ref().map(|s| s.path.clone());
+        let app = App::new(config, source)?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let run_app = app.clone();
+        let thread = std::thread::Builder::new()
+            .name("reclaimd-main".into())
+            .spawn(move || {
+                http_rt.block_on(async {
+                    #[cfg(unix)]
+                    tokio::spawn(reload_on_sighup(run_app.clone()));
+                    run(run_app.clone(), app_listener, admin_listener, async {
+                        let _ = stop_rx.await;
+                    })
+                    .await;
+                });
+                run_app.join_workers(run_app.config.server.drain_timeout);
+                http_rt.shutdown_timeout(Duration::from_secs(1));
+            })
+            .map_err(|e| format!("cannot start the server thread: {e}"))?;
+
+        let reload_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if let Some(path) = watch_path {
+            let app = app.clone();
+            let stop = reload_stop.clone();
+            std::thread::Builder::new()
+                .name("reclaimd-config-watch".into())
+                .spawn(move || watch_file(&path, &app, &stop))
+                .map_err(|e| format!("cannot start the config watcher: {e}"))?;
+        }
+        tracing::info!(%app_addr, %admin_addr, mode = %app.mode(), "reclaimd serving");
+        Ok(Server {
+            app_addr,
+            admin_addr,
+            app,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            reload_stop,
+        })
+    }
+
+    /// Starts a graceful shutdown and waits for it to finish.
+    pub fn shutdown(mut self) {
+        self.stop_and_join();
+    }
+
+    /// Blocks until the server stops by itself (it does not; used with a signal handler
+    /// that calls shutdown from another thread) — see [`Server::run_until`].
+    pub fn run_until(mut self, signal: impl Future<Output = ()>) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        match rt {
+            Ok(rt) => rt.block_on(signal),
+            Err(e) => tracing::error!(error = %e, "cannot wait for signals; shutting down"),
+        }
+        self.stop_and_join();
+    }
+
+    fn stop_and_join(&mut self) {
+        self.reload_stop
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_and_join();
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(unix)]
+async fn reload_on_sighup(app: Arc<App>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; reloads follow file changes only");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading config");
+        let _ = app.reload();
+    }
+}
+
+/// Polls the config file's modification time and size every 500 ms. Polling (not inotify)
+/// works on bind mounts in containers and on every platform.
+fn watch_file(path: &std::path::Path, app: &App, stop: &std::sync::atomic::AtomicBool) {
+    let stamp = |p: &std::path::Path| -> Option<(SystemTime, u64)> {
+        let m = std::fs::metadata(p).ok()?;
+        Some((m.modified().ok()?, m.len()))
+    };
+    let mut last = stamp(path);
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = stamp(path);
+        if now != last {
+            last = now;
+            tracing::info!(path = %path.display(), "config file changed: reloading");
+            let _ = app.reload();
+        }
+    }
+}
