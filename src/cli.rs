@@ -127,7 +127,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    crate::telemetry::init();
+    let telemetry = crate::telemetry::init(config.telemetry.spans);
     let server = match crate::server::Server::start(config, Some(source)) {
         Ok(s) => s,
         Err(e) => {
@@ -138,6 +138,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     };
     server.run_until(crate::server::shutdown_signal());
     tracing::info!("stopped");
+    drop(telemetry);
     ExitCode::SUCCESS
 }
 
