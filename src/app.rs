@@ -384,7 +384,6 @@ impl SyncPool {
             let metrics = metrics.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("reclaimd-sync-{i}"))
-                .stack_size(256 * 1024)
                 .spawn(move || worker_loop(rx, clients, metrics, spans))
                 .map_err(|e| format!("cannot start sync worker thread: {e}"))?;
             threads.push(thread);

@@ -207,8 +207,8 @@ impl Server {
         self.stop_and_join();
     }
 
-    /// Blocks until the server stops by itself (it does not; used with a signal handler
-    /// that calls shutdown from another thread) — see [`Server::run_until`].
+    /// Serves until `signal` completes (e.g. [`shutdown_signal`]), then shuts down
+    /// gracefully and returns.
     pub fn run_until(mut self, signal: impl Future<Output = ()>) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
