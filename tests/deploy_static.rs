@@ -1185,3 +1185,13 @@ fn grafana_provisioning_matches_the_compose_mounts() {
         prometheus["global"]["scrape_interval"]
     );
 }
+
+#[test]
+fn e2e_script_parses_and_queries_every_dashboard() {
+    let script = read("ci/e2e.sh");
+    assert!(script.contains("grafana/dashboards/*.json"));
+    let Some(bash) = require_tool("bash", "bash") else {
+        return;
+    };
+    run(&bash, &["-n", "ci/e2e.sh"], &repo());
+}
