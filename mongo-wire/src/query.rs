@@ -1,0 +1,917 @@
+//! Query language: BSON ordering (MongoDB's cross-type order, numbers compared by value),
+//! filter matching, projection, sort, update operators and aggregation expressions.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use bson::{Bson, Document};
+
+/// A command failure, rendered as `{ok: 0, errmsg, code, codeName}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CmdError {
+    pub code: i32,
+    pub code_name: &'static str,
+    pub msg: String,
+    /// Extra reply fields (e.g. `keyPattern`/`keyValue` of a duplicate key error).
+    pub extra: Option<Box<Document>>,
+}
+
+impl CmdError {
+    pub fn new(code: i32, code_name: &'static str, msg: impl Into<String>) -> Self {
+        CmdError {
+            code,
+            code_name,
+            msg: msg.into(),
+            extra: None,
+        }
+    }
+    pub fn with_key(mut self, key_pattern: Document, key_value: Document) -> Self {
+        self.extra = Some(Box::new(
+            bson::doc! { "keyPattern": key_pattern, "keyValue": key_value },
+        ));
+        self
+    }
+    pub fn bad_value(msg: impl Into<String>) -> Self {
+        CmdError::new(2, "BadValue", msg)
+    }
+    pub fn type_mismatch(msg: impl Into<String>) -> Self {
+        CmdError::new(14, "TypeMismatch", msg)
+    }
+    pub fn failed_to_parse(msg: impl Into<String>) -> Self {
+        CmdError::new(9, "FailedToParse", msg)
+    }
+}
+
+pub type QResult<T> = Result<T, CmdError>;
+
+/// MongoDB's canonical type order for comparisons and sorting.
+fn type_rank(v: &Bson) -> u8 {
+    match v {
+        Bson::MinKey => 1,
+        Bson::Null | Bson::Undefined => 2,
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) | Bson::Decimal128(_) => 3,
+        Bson::String(_) | Bson::Symbol(_) => 4,
+        Bson::Document(_) => 5,
+        Bson::Array(_) => 6,
+        Bson::Binary(_) => 7,
+        Bson::ObjectId(_) => 8,
+        Bson::Boolean(_) => 9,
+        Bson::DateTime(_) => 10,
+        Bson::Timestamp(_) => 11,
+        Bson::RegularExpression(_) => 12,
+        Bson::DbPointer(_) => 13,
+        Bson::JavaScriptCode(_) => 14,
+        Bson::JavaScriptCodeWithScope(_) => 15,
+        Bson::MaxKey => 16,
+    }
+}
+
+/// Numeric value for comparisons: integers stay exact, doubles are doubles.
+enum Num {
+    Int(i64),
+    Float(f64),
+}
+
+fn as_num(v: &Bson) -> Option<Num> {
+    match v {
+        Bson::Int32(i) => Some(Num::Int(*i as i64)),
+        Bson::Int64(i) => Some(Num::Int(*i)),
+        Bson::Double(f) => Some(Num::Float(*f)),
+        _ => None,
+    }
+}
+
+pub fn is_number(v: &Bson) -> bool {
+    matches!(v, Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_))
+}
+
+pub fn as_f64(v: &Bson) -> Option<f64> {
+    match v {
+        Bson::Int32(i) => Some(*i as f64),
+        Bson::Int64(i) => Some(*i as f64),
+        Bson::Double(f) => Some(*f),
+        _ => None,
+    }
+}
+
+/// An integer option value as MongoDB accepts it (any numeric type).
+pub fn as_i64(v: &Bson) -> Option<i64> {
+    match v {
+        Bson::Int32(i) => Some(*i as i64),
+        Bson::Int64(i) => Some(*i),
+        Bson::Double(f) if f.is_finite() => Some(*f as i64),
+        _ => None,
+    }
+}
+
+fn cmp_f64(a: f64, b: f64) -> Ordering {
+    // MongoDB orders NaN below every other number and equal to itself.
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Less,
+        (false, true) => Ordering::Greater,
+        _ => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+    }
+}
+
+fn cmp_int_float(i: i64, f: f64) -> Ordering {
+    if f.is_nan() {
+        return Ordering::Greater;
+    }
+    if f >= 9.3e18 {
+        return Ordering::Less;
+    }
+    if f <= -9.3e18 {
+        return Ordering::Greater;
+    }
+    let t = f.trunc();
+    match i.cmp(&(t as i64)) {
+        Ordering::Equal => cmp_f64(0.0, f - t),
+        o => o,
+    }
+}
+
+fn cmp_nums(a: Num, b: Num) -> Ordering {
+    match (a, b) {
+        (Num::Int(x), Num::Int(y)) => x.cmp(&y),
+        (Num::Float(x), Num::Float(y)) => cmp_f64(x, y),
+        (Num::Int(x), Num::Float(y)) => cmp_int_float(x, y),
+        (Num::Float(x), Num::Int(y)) => cmp_int_float(y, x).reverse(),
+    }
+}
+
+/// Total order over BSON values as MongoDB sorts them.
+pub fn cmp_bson(a: &Bson, b: &Bson) -> Ordering {
+    let (ra, rb) = (type_rank(a), type_rank(b));
+    if ra != rb {
+        return ra.cmp(&rb);
+    }
+    match (a, b) {
+        _ if ra == 3 => match (as_num(a), as_num(b)) {
+            (Some(x), Some(y)) => cmp_nums(x, y),
+            _ => a.to_string().cmp(&b.to_string()),
+        },
+        (Bson::String(x) | Bson::Symbol(x), Bson::String(y) | Bson::Symbol(y)) => x.cmp(y),
+        (Bson::Document(x), Bson::Document(y)) => cmp_docs(x, y),
+        (Bson::Array(x), Bson::Array(y)) => {
+            for (p, q) in x.iter().zip(y.iter()) {
+                let o = cmp_bson(p, q);
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            x.len().cmp(&y.len())
+        }
+        (Bson::Binary(x), Bson::Binary(y)) => x
+            .bytes
+            .len()
+            .cmp(&y.bytes.len())
+            .then(u8::from(x.subtype).cmp(&u8::from(y.subtype)))
+            .then(x.bytes.cmp(&y.bytes)),
+        (Bson::ObjectId(x), Bson::ObjectId(y)) => x.bytes().cmp(&y.bytes()),
+        (Bson::Boolean(x), Bson::Boolean(y)) => x.cmp(y),
+        (Bson::DateTime(x), Bson::DateTime(y)) => x.timestamp_millis().cmp(&y.timestamp_millis()),
+        (Bson::Timestamp(x), Bson::Timestamp(y)) => {
+            (x.time, x.increment).cmp(&(y.time, y.increment))
+        }
+        (Bson::RegularExpression(x), Bson::RegularExpression(y)) => {
+            x.pattern.cmp(&y.pattern).then(x.options.cmp(&y.options))
+        }
+        (Bson::JavaScriptCode(x), Bson::JavaScriptCode(y)) => x.cmp(y),
+        _ => Ordering::Equal,
+    }
+}
+
+fn cmp_docs(x: &Document, y: &Document) -> Ordering {
+    for ((ka, va), (kb, vb)) in x.iter().zip(y.iter()) {
+        let o = type_rank(va)
+            .cmp(&type_rank(vb))
+            .then_with(|| ka.cmp(kb))
+            .then_with(|| cmp_bson(va, vb));
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    x.len().cmp(&y.len())
+}
+
+pub fn bson_eq(a: &Bson, b: &Bson) -> bool {
+    type_rank(a) == type_rank(b) && cmp_bson(a, b) == Ordering::Equal
+}
+
+/// Appends a canonical byte key for `v`: values MongoDB considers equal (5, 5i64, 5.0) give
+/// the same bytes. Used for the `_id` and secondary indexes and for `$group` keys.
+pub fn index_key(v: &Bson, out: &mut Vec<u8>) {
+    out.push(type_rank(v));
+    match v {
+        Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) => match as_num(v) {
+            Some(Num::Int(i)) => {
+                out.push(0);
+                out.extend_from_slice(&i.to_be_bytes());
+            }
+            Some(Num::Float(f)) => {
+                if f.fract() == 0.0 && f.abs() < 9.2e18 {
+                    out.push(0);
+                    out.extend_from_slice(&(f as i64).to_be_bytes());
+                } else if f.is_nan() {
+                    out.push(2);
+                } else {
+                    out.push(1);
+                    out.extend_from_slice(&f.to_bits().to_be_bytes());
+                }
+            }
+            None => {}
+        },
+        Bson::String(s) | Bson::Symbol(s) => {
+            out.extend_from_slice(&(s.len() as u64).to_be_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+        Bson::Null | Bson::Undefined | Bson::MinKey | Bson::MaxKey => {}
+        Bson::ObjectId(o) => out.extend_from_slice(&o.bytes()),
+        Bson::Boolean(b) => out.push(*b as u8),
+        Bson::DateTime(d) => out.extend_from_slice(&d.timestamp_millis().to_be_bytes()),
+        Bson::Document(d) => {
+            out.extend_from_slice(&(d.len() as u64).to_be_bytes());
+            for (k, v) in d {
+                out.extend_from_slice(&(k.len() as u64).to_be_bytes());
+                out.extend_from_slice(k.as_bytes());
+                index_key(v, out);
+            }
+        }
+        Bson::Array(a) => {
+            out.extend_from_slice(&(a.len() as u64).to_be_bytes());
+            for v in a {
+                index_key(v, out);
+            }
+        }
+        other => {
+            let s = format!("{other:?}");
+            out.extend_from_slice(&(s.len() as u64).to_be_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
+}
+
+pub fn key_of(v: &Bson) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16);
+    index_key(v, &mut out);
+    out
+}
+
+/// The value at a dotted path, without array expansion (sort keys, group keys, projection).
+pub fn lookup<'a>(doc: &'a Document, path: &str) -> Option<&'a Bson> {
+    let mut parts = path.split('.');
+    let mut cur = doc.get(parts.next()?)?;
+    for p in parts {
+        cur = match cur {
+            Bson::Document(d) => d.get(p)?,
+            Bson::Array(a) => a.get(p.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(cur)
+}
+
+/// Every value a filter on `path` is compared with: arrays are expanded (an array field
+/// matches if the array itself or any element does) and traversed into documents.
+fn collect_values<'a>(cur: &'a Bson, parts: &[&str], out: &mut Vec<&'a Bson>) {
+    let Some((first, rest)) = parts.split_first() else {
+        out.push(cur);
+        if let Bson::Array(a) = cur {
+            out.extend(a.iter());
+        }
+        return;
+    };
+    match cur {
+        Bson::Document(d) => {
+            if let Some(v) = d.get(*first) {
+                collect_values(v, rest, out);
+            }
+        }
+        Bson::Array(a) => {
+            if let Ok(i) = first.parse::<usize>() {
+                if let Some(v) = a.get(i) {
+                    collect_values(v, rest, out);
+                }
+            }
+            for e in a {
+                if matches!(e, Bson::Document(_)) {
+                    collect_values(e, parts, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn values_at<'a>(doc: &'a Document, path: &str) -> Vec<&'a Bson> {
+    let parts: Vec<&str> = path.split('.').collect();
+    let mut out = Vec::new();
+    if let Some((first, rest)) = parts.split_first() {
+        if let Some(v) = doc.get(*first) {
+            collect_values(v, rest, &mut out);
+        }
+    }
+    out
+}
+
+fn eq_any(values: &[&Bson], target: &Bson) -> bool {
+    if values.is_empty() {
+        return matches!(target, Bson::Null);
+    }
+    values.iter().any(|v| bson_eq(v, target))
+}
+
+fn is_operator_doc(v: &Bson) -> Option<&Document> {
+    match v {
+        Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => Some(d),
+        _ => None,
+    }
+}
+
+/// Does `doc` match the query `filter`?
+pub fn matches(doc: &Document, filter: &Document) -> QResult<bool> {
+    for (key, cond) in filter {
+        let ok = match key.as_str() {
+            "$and" | "$or" | "$nor" => {
+                let Bson::Array(clauses) = cond else {
+                    return Err(CmdError::bad_value(format!("{key} must be an array")));
+                };
+                let mut results = Vec::with_capacity(clauses.len());
+                for c in clauses {
+                    let Bson::Document(c) = c else {
+                        return Err(CmdError::bad_value(format!(
+                            "{key} entries must be objects"
+                        )));
+                    };
+                    results.push(matches(doc, c)?);
+                }
+                match key.as_str() {
+                    "$and" => results.iter().all(|r| *r),
+                    "$or" => results.iter().any(|r| *r),
+                    _ => !results.iter().any(|r| *r),
+                }
+            }
+            "$comment" => true,
+            k if k.starts_with('$') => {
+                return Err(CmdError::bad_value(format!(
+                    "unknown top level operator: {k}"
+                )))
+            }
+            path => match_path(doc, path, cond)?,
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn match_path(doc: &Document, path: &str, cond: &Bson) -> QResult<bool> {
+    let values = values_at(doc, path);
+    match is_operator_doc(cond) {
+        Some(ops) => {
+            for (op, operand) in ops {
+                if !eval_operator(&values, op, operand)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        None => Ok(eq_any(&values, cond)),
+    }
+}
+
+fn eval_operator(values: &[&Bson], op: &str, operand: &Bson) -> QResult<bool> {
+    let cmp_with = |accept: fn(Ordering) -> bool| -> bool {
+        if values.is_empty() {
+            // A missing field compares as null only for null bounds ($gte/$lte: null).
+            return matches!(operand, Bson::Null) && accept(Ordering::Equal);
+        }
+        values.iter().any(|v| {
+            type_rank(v) == type_rank(operand) && {
+                let o = cmp_bson(v, operand);
+                accept(o)
+            }
+        })
+    };
+    Ok(match op {
+        "$eq" => eq_any(values, operand),
+        "$ne" => !eq_any(values, operand),
+        "$gt" => cmp_with(|o| o == Ordering::Greater),
+        "$gte" => cmp_with(|o| o != Ordering::Less),
+        "$lt" => cmp_with(|o| o == Ordering::Less),
+        "$lte" => cmp_with(|o| o != Ordering::Greater),
+        "$in" | "$nin" => {
+            let Bson::Array(list) = operand else {
+                return Err(CmdError::bad_value(format!("{op} needs an array")));
+            };
+            let hit = list.iter().any(|t| eq_any(values, t));
+            if op == "$in" {
+                hit
+            } else {
+                !hit
+            }
+        }
+        "$exists" => {
+            let want = match operand {
+                Bson::Boolean(b) => *b,
+                other => as_f64(other).is_some_and(|n| n != 0.0),
+            };
+            values.is_empty() != want
+        }
+        "$not" => {
+            let Bson::Document(inner) = operand else {
+                return Err(CmdError::bad_value("$not needs an object"));
+            };
+            for (op, operand) in inner {
+                if !eval_operator(values, op, operand)? {
+                    return Ok(true);
+                }
+            }
+            false
+        }
+        other => {
+            return Err(CmdError::bad_value(format!(
+                "unknown operator: {other} (not supported by mongo-wire)"
+            )))
+        }
+    })
+}
+
+/// Equality conditions of a filter on `field` (plain value, `$eq` or `$in`), used to pick
+/// index candidates. `None`: the filter does not pin the field.
+pub fn equality_values(filter: &Document, field: &str) -> Option<Vec<Bson>> {
+    let cond = filter.get(field)?;
+    match is_operator_doc(cond) {
+        None => Some(vec![cond.clone()]),
+        Some(ops) => {
+            if let Some(v) = ops.get("$eq") {
+                return Some(vec![v.clone()]);
+            }
+            if let Some(Bson::Array(list)) = ops.get("$in") {
+                if list.iter().all(|v| is_operator_doc(v).is_none()) {
+                    return Some(list.clone());
+                }
+            }
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------- sort
+
+pub fn parse_sort(spec: &Document) -> QResult<Vec<(String, bool)>> {
+    spec.iter()
+        .map(|(k, v)| match as_f64(v) {
+            Some(1.0) => Ok((k.clone(), true)),
+            Some(-1.0) => Ok((k.clone(), false)),
+            _ => Err(CmdError::bad_value(format!(
+                "$sort key ordering must be 1 (for ascending) or -1 (for descending), got {v}"
+            ))),
+        })
+        .collect()
+}
+
+pub fn sort_docs(docs: &mut [Document], keys: &[(String, bool)]) {
+    if keys.is_empty() {
+        return;
+    }
+    static NULL: Bson = Bson::Null;
+    docs.sort_by(|a, b| {
+        for (path, asc) in keys {
+            let va = lookup(a, path).unwrap_or(&NULL);
+            let vb = lookup(b, path).unwrap_or(&NULL);
+            let o = cmp_bson(va, vb);
+            if o != Ordering::Equal {
+                return if *asc { o } else { o.reverse() };
+            }
+        }
+        Ordering::Equal
+    });
+}
+
+// ---------------------------------------------------------------- projection
+
+enum Node {
+    Leaf,
+    Sub(HashMap<String, Node>),
+}
+
+fn insert_tree(tree: &mut HashMap<String, Node>, path: &str) {
+    match path.split_once('.') {
+        None => {
+            tree.insert(path.to_string(), Node::Leaf);
+        }
+        Some((head, rest)) => {
+            let entry = tree
+                .entry(head.to_string())
+                .or_insert_with(|| Node::Sub(HashMap::new()));
+            if let Node::Sub(sub) = entry {
+                insert_tree(sub, rest);
+            }
+        }
+    }
+}
+
+fn include_tree(doc: &Document, tree: &HashMap<String, Node>) -> Document {
+    let mut out = Document::new();
+    for (k, v) in doc {
+        match tree.get(k) {
+            Some(Node::Leaf) => {
+                out.insert(k.clone(), v.clone());
+            }
+            Some(Node::Sub(sub)) => match v {
+                Bson::Document(d) => {
+                    out.insert(k.clone(), include_tree(d, sub));
+                }
+                Bson::Array(a) => {
+                    let items: Vec<Bson> = a
+                        .iter()
+                        .filter_map(|e| match e {
+                            Bson::Document(d) => Some(Bson::Document(include_tree(d, sub))),
+                            _ => None,
+                        })
+                        .collect();
+                    out.insert(k.clone(), items);
+                }
+                _ => {}
+            },
+            None => {}
+        }
+    }
+    out
+}
+
+fn remove_path(doc: &mut Document, path: &str) {
+    match path.split_once('.') {
+        None => {
+            doc.remove(path);
+        }
+        Some((head, rest)) => match doc.get_mut(head) {
+            Some(Bson::Document(d)) => remove_path(d, rest),
+            Some(Bson::Array(a)) => {
+                for e in a.iter_mut() {
+                    if let Bson::Document(d) = e {
+                        remove_path(d, rest);
+                    }
+                }
+            }
+            _ => {}
+        },
+    }
+}
+
+/// Sets `path`, creating intermediate documents. Fails if a parent is not a document.
+pub fn set_path(doc: &mut Document, path: &str, value: Bson) -> QResult<()> {
+    match path.split_once('.') {
+        None => {
+            doc.insert(path.to_string(), value);
+            Ok(())
+        }
+        Some((head, rest)) => {
+            if !doc.contains_key(head) {
+                doc.insert(head.to_string(), Document::new());
+            }
+            match doc.get_mut(head) {
+                Some(Bson::Document(d)) => set_path(d, rest, value),
+                _ => Err(CmdError::new(
+                    28,
+                    "PathNotViable",
+                    format!("cannot create field '{rest}' in element {head}"),
+                )),
+            }
+        }
+    }
+}
+
+/// A parsed `projection` (find) or `$project` stage.
+pub struct Projection {
+    include: Option<HashMap<String, Node>>,
+    exclude: Vec<String>,
+    computed: Vec<(String, Bson)>,
+    id: bool,
+}
+
+impl Projection {
+    pub fn parse(spec: &Document) -> QResult<Projection> {
+        let mut inc = HashMap::new();
+        let mut any_inc = false;
+        let mut exclude = Vec::new();
+        let mut computed = Vec::new();
+        let mut id = true;
+        for (k, v) in spec {
+            let flag = match v {
+                Bson::Boolean(b) => Some(*b),
+                v if is_number(v) => Some(as_f64(v) != Some(0.0)),
+                _ => None,
+            };
+            match flag {
+                Some(false) if k == "_id" => id = false,
+                Some(false) => exclude.push(k.clone()),
+                Some(true) => {
+                    if k != "_id" {
+                        any_inc = true;
+                    }
+                    insert_tree(&mut inc, k);
+                }
+                None => {
+                    any_inc = true;
+                    computed.push((k.clone(), v.clone()));
+                }
+            }
+        }
+        if any_inc && !exclude.is_empty() {
+            return Err(CmdError::new(
+                31254,
+                "Location31254",
+                "Cannot do exclusion on a field in inclusion projection",
+            ));
+        }
+        Ok(Projection {
+            include: any_inc.then_some(inc),
+            exclude,
+            computed,
+            id,
+        })
+    }
+
+    pub fn apply(&self, doc: &Document) -> Document {
+        match &self.include {
+            Some(tree) => {
+                let mut out = include_tree(doc, tree);
+                if self.id {
+                    if let Some(v) = doc.get("_id") {
+                        if !out.contains_key("_id") {
+                            let mut with_id = Document::new();
+                            with_id.insert("_id", v.clone());
+                            with_id.extend(out);
+                            out = with_id;
+                        }
+                    }
+                } else {
+                    out.remove("_id");
+                }
+                for (k, expr) in &self.computed {
+                    if let Some(v) = eval_expr(doc, expr) {
+                        let _ = set_path(&mut out, k, v);
+                    }
+                }
+                out
+            }
+            None => {
+                let mut out = doc.clone();
+                for p in &self.exclude {
+                    remove_path(&mut out, p);
+                }
+                if !self.id {
+                    out.remove("_id");
+                }
+                out
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- expressions
+
+/// Evaluates an aggregation expression: `"$path"`, `"$$ROOT"`, `{$literal: v}`, nested
+/// objects and arrays of expressions, or a constant. `None` means "missing".
+pub fn eval_expr(doc: &Document, expr: &Bson) -> Option<Bson> {
+    match expr {
+        Bson::String(s) if s == "$$ROOT" || s == "$$CURRENT" => Some(Bson::Document(doc.clone())),
+        Bson::String(s) if s.starts_with("$$") => None,
+        Bson::String(s) if s.starts_with('$') => lookup(doc, &s[1..]).cloned(),
+        Bson::Document(d) => {
+            if let Some(v) = d.get("$literal") {
+                return Some(v.clone());
+            }
+            let mut out = Document::new();
+            for (k, e) in d {
+                if let Some(v) = eval_expr(doc, e) {
+                    out.insert(k.clone(), v);
+                }
+            }
+            Some(Bson::Document(out))
+        }
+        Bson::Array(a) => Some(Bson::Array(
+            a.iter()
+                .map(|e| eval_expr(doc, e).unwrap_or(Bson::Null))
+                .collect(),
+        )),
+        other => Some(other.clone()),
+    }
+}
+
+/// Numeric addition with MongoDB's type promotion (int32 → int64 on overflow → double).
+pub fn add_numbers(a: &Bson, b: &Bson) -> Option<Bson> {
+    Some(match (a, b) {
+        (Bson::Int32(x), Bson::Int32(y)) => match x.checked_add(*y) {
+            Some(s) => Bson::Int32(s),
+            None => Bson::Int64(*x as i64 + *y as i64),
+        },
+        (Bson::Int32(_) | Bson::Int64(_), Bson::Int32(_) | Bson::Int64(_)) => {
+            let (x, y) = (as_i64(a)?, as_i64(b)?);
+            match x.checked_add(y) {
+                Some(s) => Bson::Int64(s),
+                None => Bson::Double(x as f64 + y as f64),
+            }
+        }
+        _ => Bson::Double(as_f64(a)? + as_f64(b)?),
+    })
+}
+
+// ---------------------------------------------------------------- updates
+
+fn is_operator_update(u: &Document) -> bool {
+    u.keys().next().is_some_and(|k| k.starts_with('$'))
+}
+
+/// Applies an update document (operators or a replacement) to `doc` in place.
+pub fn apply_update(doc: &mut Document, update: &Document, is_insert: bool) -> QResult<()> {
+    let original_id = doc.get("_id").cloned();
+    if !is_operator_update(update) {
+        let mut new = Document::new();
+        if let Some(id) = &original_id {
+            new.insert("_id", id.clone());
+        }
+        for (k, v) in update {
+            if k.starts_with('$') {
+                return Err(CmdError::failed_to_parse(
+                    "replacement document cannot mix update operators",
+                ));
+            }
+            if k == "_id" {
+                if let Some(id) = &original_id {
+                    if !bson_eq(id, v) {
+                        return Err(immutable_id());
+                    }
+                    continue;
+                }
+            }
+            new.insert(k.clone(), v.clone());
+        }
+        *doc = new;
+        return Ok(());
+    }
+    for (op, fields) in update {
+        let Bson::Document(fields) = fields else {
+            return Err(CmdError::failed_to_parse(format!(
+                "Modifiers operate on fields but we found type {:?} instead",
+                fields.element_type()
+            )));
+        };
+        match op.as_str() {
+            "$set" => {
+                for (path, v) in fields {
+                    set_path(doc, path, v.clone())?;
+                }
+            }
+            "$setOnInsert" => {
+                if is_insert {
+                    for (path, v) in fields {
+                        set_path(doc, path, v.clone())?;
+                    }
+                }
+            }
+            "$unset" => {
+                for (path, _) in fields {
+                    remove_path(doc, path);
+                }
+            }
+            "$inc" => {
+                for (path, v) in fields {
+                    if !is_number(v) {
+                        return Err(CmdError::type_mismatch(format!(
+                            "Cannot increment with non-numeric argument: {{{path}: {v}}}"
+                        )));
+                    }
+                    let new = match lookup(doc, path) {
+                        None => v.clone(),
+                        Some(cur) => add_numbers(cur, v).ok_or_else(|| {
+                            CmdError::type_mismatch(format!(
+                                "Cannot apply $inc to a value of non-numeric type at '{path}'"
+                            ))
+                        })?,
+                    };
+                    set_path(doc, path, new)?;
+                }
+            }
+            other => {
+                return Err(CmdError::failed_to_parse(format!(
+                    "Unknown modifier: {other} (not supported by mongo-wire)"
+                )))
+            }
+        }
+    }
+    if let Some(id) = &original_id {
+        match doc.get("_id") {
+            Some(now) if bson_eq(id, now) => {}
+            _ => return Err(immutable_id()),
+        }
+    }
+    Ok(())
+}
+
+fn immutable_id() -> CmdError {
+    CmdError::new(
+        66,
+        "ImmutableField",
+        "Performing an update on the path '_id' would modify the immutable field '_id'",
+    )
+}
+
+/// The document an upsert starts from: the filter's equality conditions.
+pub fn upsert_seed(filter: &Document) -> Document {
+    let mut out = Document::new();
+    seed_into(filter, &mut out);
+    out
+}
+
+fn seed_into(filter: &Document, out: &mut Document) {
+    for (k, v) in filter {
+        if k == "$and" {
+            if let Bson::Array(clauses) = v {
+                for c in clauses {
+                    if let Bson::Document(c) = c {
+                        seed_into(c, out);
+                    }
+                }
+            }
+            continue;
+        }
+        if k.starts_with('$') {
+            continue;
+        }
+        match is_operator_doc(v) {
+            None => {
+                let _ = set_path(out, k, v.clone());
+            }
+            Some(ops) => {
+                if let Some(eq) = ops.get("$eq") {
+                    let _ = set_path(out, k, eq.clone());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bson::doc;
+
+    #[test]
+    fn numbers_compare_across_types() {
+        assert!(bson_eq(&Bson::Int32(5), &Bson::Int64(5)));
+        assert!(bson_eq(&Bson::Int64(5), &Bson::Double(5.0)));
+        assert_eq!(key_of(&Bson::Int32(5)), key_of(&Bson::Double(5.0)));
+        assert_eq!(
+            cmp_bson(&Bson::Int64(i64::MAX), &Bson::Double(1e30)),
+            Ordering::Less
+        );
+        assert_eq!(
+            cmp_bson(&Bson::Int32(3), &Bson::Double(3.5)),
+            Ordering::Less
+        );
+    }
+
+    #[test]
+    fn filters_match_like_mongodb() {
+        let d = doc! { "_id": 5, "a": { "b": 3 }, "tags": ["x", "y"], "s": "paid" };
+        let t = |f: Document| matches(&d, &f).expect("valid filter");
+        assert!(t(doc! { "_id": 5i64 }));
+        assert!(t(doc! { "a.b": { "$gte": 3.0, "$lt": 4 } }));
+        assert!(!t(doc! { "a.b": { "$gt": 3 } }));
+        assert!(t(doc! { "tags": "y" }));
+        assert!(t(doc! { "s": { "$in": ["pending", "paid"] } }));
+        assert!(t(doc! { "missing": null }));
+        assert!(t(doc! { "missing": { "$ne": 1 } }));
+        assert!(!t(doc! { "s": { "$gt": 1 } }), "no cross-type $gt");
+        assert!(t(doc! { "$or": [ { "s": "x" }, { "_id": 5 } ] }));
+        assert!(matches(&d, &doc! { "a": { "$regex": "x" } }).is_err());
+    }
+
+    #[test]
+    fn updates_apply() {
+        let mut d = doc! { "_id": 1, "n": 1 };
+        apply_update(
+            &mut d,
+            &doc! { "$inc": { "n": 2i64 }, "$set": { "x.y": "z" } },
+            false,
+        )
+        .expect("valid update");
+        assert_eq!(d, doc! { "_id": 1, "n": 3i64, "x": { "y": "z" } });
+        assert!(apply_update(&mut d, &doc! { "$set": { "_id": 2 } }, false).is_err());
+    }
+
+    #[test]
+    fn projection_includes_and_excludes() {
+        let d = doc! { "_id": 1, "a": 1, "b": { "c": 2, "d": 3 } };
+        let p = Projection::parse(&doc! { "b.c": 1 }).expect("valid");
+        assert_eq!(p.apply(&d), doc! { "_id": 1, "b": { "c": 2 } });
+        let p = Projection::parse(&doc! { "b": 0, "_id": 0 }).expect("valid");
+        assert_eq!(p.apply(&d), doc! { "a": 1 });
+        assert!(Projection::parse(&doc! { "a": 1, "b": 0 }).is_err());
+    }
+}
