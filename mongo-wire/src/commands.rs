@@ -288,7 +288,7 @@ impl Engine {
             if let Some(c) = store.collection(db, coll) {
                 // Without a sort, stop scanning once skip + limit documents matched.
                 let stop = if sort.is_empty() && limit > 0 {
-                    skip + limit
+                    skip.saturating_add(limit)
                 } else {
                     usize::MAX
                 };
@@ -953,4 +953,100 @@ fn group(docs: Vec<Document>, spec: &Document) -> QResult<Vec<Document>> {
             out
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const KEYS: &[&str] = &[
+        "_id", "a", "a.b", "b", "$gt", "$gte", "$lt", "$in", "$nin", "$ne", "$eq", "$exists",
+        "$and", "$or", "$not", "$set", "$inc", "$unset", "$match", "$group", "$sort", "$limit",
+        "$skip", "$project", "$count", "$sum", "$avg", "$min", "$max", "$first", "$push", "q", "u",
+        "upsert", "multi", "limit",
+    ];
+
+    fn value() -> impl Strategy<Value = Bson> {
+        let leaf = prop_oneof![
+            any::<i32>().prop_map(Bson::Int32),
+            (-3i64..3).prop_map(Bson::Int64),
+            any::<f64>().prop_map(Bson::Double),
+            prop::sample::select(vec!["$a", "$a.b", "$_id", "x", "$$ROOT", "$"])
+                .prop_map(|s| Bson::String(s.into())),
+            any::<bool>().prop_map(Bson::Boolean),
+            Just(Bson::Null),
+        ];
+        leaf.prop_recursive(4, 40, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Bson::Array),
+                prop::collection::vec((prop::sample::select(KEYS), inner), 0..4).prop_map(|kv| {
+                    Bson::Document(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+                }),
+            ]
+        })
+    }
+
+    fn command() -> impl Strategy<Value = Document> {
+        let name = prop::sample::select(vec![
+            "find",
+            "aggregate",
+            "update",
+            "delete",
+            "insert",
+            "count",
+            "getMore",
+            "killCursors",
+            "createIndexes",
+            "listCollections",
+            "drop",
+        ]);
+        let fields = prop::sample::select(vec![
+            "filter",
+            "sort",
+            "projection",
+            "limit",
+            "skip",
+            "batchSize",
+            "pipeline",
+            "cursor",
+            "updates",
+            "deletes",
+            "documents",
+            "query",
+            "indexes",
+            "cursors",
+            "collection",
+        ]);
+        (name, prop::collection::vec((fields, value()), 0..5)).prop_map(|(name, fields)| {
+            let mut d = doc! { name: "c" };
+            for (k, v) in fields {
+                d.insert(k, v);
+            }
+            d
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        /// Any command body, however malformed, gets a reply and never panics the engine.
+        #[test]
+        fn arbitrary_commands_never_panic(cmds in prop::collection::vec(command(), 1..6)) {
+            let engine = Engine::default();
+            let seed = doc! {
+                "insert": "c",
+                "documents": [
+                    { "_id": 1, "a": { "b": 2 }, "b": [1, 2] },
+                    { "_id": 2i64, "a": 5.5, "b": "x" },
+                    { "_id": 3.0, "b": null },
+                ],
+            };
+            engine.run("d", &seed, 1);
+            for cmd in cmds {
+                let reply = engine.run("d", &cmd, 1);
+                prop_assert!(reply.contains_key("ok"));
+            }
+        }
+    }
 }

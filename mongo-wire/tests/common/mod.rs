@@ -67,7 +67,9 @@ pub fn double(opts: Options) -> MongoWire {
 
 /// Appends query options to a URI that may or may not already have a `?`.
 pub fn with_options(uri: &str, opts: &str) -> String {
-    if uri.contains('?') {
+    if opts.is_empty() {
+        uri.to_string()
+    } else if uri.contains('?') {
         format!("{uri}&{opts}")
     } else if uri.ends_with('/') {
         format!("{uri}?{opts}")
