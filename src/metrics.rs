@@ -486,7 +486,7 @@ impl RuntimeCollector {
         RuntimeCollector {
             runtimes,
             workers: vec(
-                "tokio_workers_count",
+                "tokio_worker_threads",
                 "Worker threads of the tokio runtime.",
             ),
             alive_tasks: vec("tokio_alive_tasks", "Tasks alive in the tokio runtime."),

@@ -162,7 +162,10 @@ impl Server {
         let app_addr = app_listener.local_addr().map_err(|e| e.to_string())?;
         let admin_addr = admin_listener.local_addr().map_err(|e| e.to_string())?;
 
-        let watch_path = source.as_ref().map(|s| s.path.clone());
+        // Stamp the file now, so an edit made any time after start is noticed.
+        let watch = source
+            .as_ref()
+            .map(|s| (s.path.clone(), file_stamp(&s.path)));
         let app = App::new(config, source)?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let run_app = app.clone();
@@ -183,12 +186,12 @@ impl Server {
             .map_err(|e| format!("cannot start the server thread: {e}"))?;
 
         let reload_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        if let Some(path) = watch_path {
+        if let Some((path, stamp)) = watch {
             let app = app.clone();
             let stop = reload_stop.clone();
             std::thread::Builder::new()
                 .name("reclaimd-config-watch".into())
-                .spawn(move || watch_file(&path, &app, &stop))
+                .spawn(move || watch_file(&path, stamp, &app, &stop))
                 .map_err(|e| format!("cannot start the config watcher: {e}"))?;
         }
         tracing::info!(%app_addr, %admin_addr, mode = %app.mode(), "reclaimd serving");
@@ -276,19 +279,25 @@ async fn reload_on_sighup(app: Arc<App>) {
 
 /// Polls the config file's modification time and size every 500 ms. Polling (not inotify)
 /// works on bind mounts in containers and on every platform.
-fn watch_file(path: &std::path::Path, app: &App, stop: &std::sync::atomic::AtomicBool) {
-    let stamp = |p: &std::path::Path| -> Option<(SystemTime, u64)> {
-        let m = std::fs::metadata(p).ok()?;
-        Some((m.modified().ok()?, m.len()))
-    };
-    let mut last = stamp(path);
+fn watch_file(
+    path: &std::path::Path,
+    mut last: Option<(SystemTime, u64)>,
+    app: &App,
+    stop: &std::sync::atomic::AtomicBool,
+) {
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(500));
-        let now = stamp(path);
+        let now = file_stamp(path);
         if now != last {
             last = now;
             tracing::info!(path = %path.display(), "config file changed: reloading");
             let _ = app.reload();
         }
     }
+}
+
+/// Modification time and size: what the watcher compares.
+fn file_stamp(p: &std::path::Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(p).ok()?;
+    Some((m.modified().ok()?, m.len()))
 }

@@ -29,7 +29,7 @@ const EXPORTED_METRICS: &[&str] = &[
     "reclaimd_mode",
     "reclaimd_config_reloads_total",
     "reclaimd_build_info",
-    "reclaimd_tokio_workers_count",
+    "reclaimd_tokio_worker_threads",
     "reclaimd_tokio_alive_tasks",
     "reclaimd_tokio_global_queue_depth",
     "process_cpu_seconds_total",

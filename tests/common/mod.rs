@@ -1,0 +1,302 @@
+//! Test harness: a daemon in-process against the MongoDB wire-protocol test double.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{HeaderMap, Method, Request};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use mongo_wire::{MongoWire, Options};
+use reclaimd::config::{Config, Overrides, Source};
+use reclaimd::server::Server;
+use reclaimd::server_timing::{Mode, ServerTiming};
+
+pub const USERS: u64 = 50;
+pub const ORDERS: u64 = 500;
+
+/// One HTTP response, decoded.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: serde_json::Value,
+}
+
+impl Resp {
+    pub fn timing(&self) -> ServerTiming {
+        let h = self
+            .headers
+            .get("server-timing")
+            .expect("every app response carries Server-Timing")
+            .to_str()
+            .expect("ascii header");
+        ServerTiming::parse(h).expect("valid Server-Timing")
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.timing().mode.expect("Server-Timing names the mode")
+    }
+}
+
+/// A daemon (in-process) + mongo-wire + an HTTP client runtime.
+pub struct TestApp {
+    pub server: Option<Server>,
+    pub wire: MongoWire,
+    pub rt: tokio::runtime::Runtime,
+    pub client: Client<HttpConnector, Full<Bytes>>,
+    pub config_path: Option<PathBuf>,
+}
+
+/// A test database config: fast failure, small limits where tests need them.
+pub fn base_config(wire: &MongoWire) -> Config {
+    let mut c = Config::default();
+    c.server.listen = "127.0.0.1:0".parse().unwrap();
+    c.admin.listen = "127.0.0.1:0".parse().unwrap();
+    c.mongodb.uri = wire.uri();
+    c.mongodb.server_selection_timeout = Duration::from_millis(500);
+    c.mongodb.connect_timeout = Duration::from_millis(500);
+    c.telemetry.spans = false;
+    c.server.drain_timeout = Duration::from_secs(10);
+    c
+}
+
+pub fn start_wire(latency_ms: u64) -> MongoWire {
+    let wire = MongoWire::start(
+        "127.0.0.1:0",
+        Options {
+            latency: Duration::from_millis(latency_ms),
+            ..Options::default()
+        },
+    )
+    .expect("mongo-wire starts");
+    seed(&wire);
+    wire
+}
+
+fn seed(wire: &MongoWire) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = mongodb::Client::with_uri_str(wire.uri()).await.unwrap();
+        let db = client.database("reclaimd");
+        reclaimd::seed::seed(&db, USERS, ORDERS, false)
+            .await
+            .unwrap();
+    });
+}
+
+static FILES: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh path in the temp dir for a config file.
+pub fn temp_config_path() -> PathBuf {
+    let n = FILES.fetch_add(1, Ordering::SeqCst);
+    std::env::temp_dir().join(format!("reclaimd-test-{}-{n}.toml", std::process::id()))
+}
+
+impl TestApp {
+    /// Starts mongo-wire with `latency_ms` per data command, seeds it, and starts a daemon
+    /// whose config `configure` adjusts.
+    pub fn start(latency_ms: u64, configure: impl FnOnce(&mut Config)) -> TestApp {
+        let wire = start_wire(latency_ms);
+        let mut config = base_config(&wire);
+        configure(&mut config);
+        Self::with(wire, config, None)
+    }
+
+    /// Like `start`, but the config comes from a TOML file (watched for changes) written
+    /// with `toml`; the listeners and MongoDB URI are set through CLI-level overrides and
+    /// environment so the file can be edited freely by the test.
+    pub fn start_with_file(latency_ms: u64, toml: &str) -> TestApp {
+        let wire = start_wire(latency_ms);
+        let path = temp_config_path();
+        std::fs::write(&path, toml).unwrap();
+        let overrides = Overrides {
+            mode: None,
+            listen: Some("127.0.0.1:0".parse().unwrap()),
+            admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+        };
+        let mut source = Source::new(Some(&path), overrides);
+        source.env = [
+            ("RECLAIMD_MONGODB__URI".to_string(), wire.uri()),
+            (
+                "RECLAIMD_MONGODB__SERVER_SELECTION_TIMEOUT".to_string(),
+                "500ms".to_string(),
+            ),
+            ("RECLAIMD_TELEMETRY__SPANS".to_string(), "false".to_string()),
+        ]
+        .into();
+        let config = source.load().expect("valid test config");
+        let mut app = Self::with(wire, config, Some(source));
+        app.config_path = Some(path);
+        app
+    }
+
+    fn with(wire: MongoWire, config: Config, source: Option<Source>) -> TestApp {
+        let server = Server::start(config, source).expect("daemon starts");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = {
+            let _g = rt.enter();
+            let mut connector = HttpConnector::new();
+            connector.set_nodelay(true);
+            Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(256)
+                .build(connector)
+        };
+        TestApp {
+            server: Some(server),
+            wire,
+            rt,
+            client,
+            config_path: None,
+        }
+    }
+
+    pub fn server(&self) -> &Server {
+        self.server.as_ref().expect("server running")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server().app_addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server().admin_addr)
+    }
+
+    /// Sends one request and decodes the response.
+    pub async fn send(
+        client: Client<HttpConnector, Full<Bytes>>,
+        method: Method,
+        url: String,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    ) -> Resp {
+        let mut req = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let req = req.body(Full::new(Bytes::from(body))).unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
+            .await
+            .expect("no hung connection")
+            .expect("request sent");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.rt.block_on(Self::send(
+            self.client.clone(),
+            Method::GET,
+            self.url(path),
+            vec![],
+            vec![],
+        ))
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> Resp {
+        self.rt.block_on(Self::send(
+            self.client.clone(),
+            Method::POST,
+            self.url(path),
+            vec![("content-type", "application/json".into())],
+            body.as_bytes().to_vec(),
+        ))
+    }
+
+    pub fn admin(
+        &self,
+        method: Method,
+        path: &str,
+        headers: Vec<(&'static str, String)>,
+        body: &str,
+    ) -> Resp {
+        self.rt.block_on(Self::send(
+            self.client.clone(),
+            method,
+            self.admin_url(path),
+            headers,
+            body.as_bytes().to_vec(),
+        ))
+    }
+
+    /// Sends `n` GETs of `path(i)` at once and returns the responses in order.
+    pub fn concurrent(&self, n: usize, path: impl Fn(usize) -> String) -> Vec<Resp> {
+        let futures: Vec<_> = (0..n)
+            .map(|i| {
+                Self::send(
+                    self.client.clone(),
+                    Method::GET,
+                    self.url(&path(i)),
+                    vec![],
+                    vec![],
+                )
+            })
+            .collect();
+        self.rt.block_on(async {
+            let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+            let mut out = Vec::new();
+            for h in handles {
+                out.push(h.await.unwrap());
+            }
+            out
+        })
+    }
+
+    /// The admin `/metrics` text.
+    pub fn metrics_text(&self) -> String {
+        let url = self.admin_url("/metrics");
+        let client = self.client.clone();
+        self.rt.block_on(async move {
+            let req = Request::get(url).body(Full::new(Bytes::new())).unwrap();
+            let resp = client.request(req).await.unwrap();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        })
+    }
+
+    /// The value of one sample in `/metrics`, e.g. `metric(r#"reclaimd_mode{mode="sync"}"#)`.
+    pub fn metric(&self, sample: &str) -> f64 {
+        metric_value(&self.metrics_text(), sample)
+    }
+}
+
+/// Finds a sample by its exact name-and-labels text; 0 when absent.
+pub fn metric_value(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == sample).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown();
+        }
+        if let Some(p) = &self.config_path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! `reclaimd serve` against the MongoDB test double: routes in both modes, every error case,
+//! live mode flips under load, a MongoDB outage, graceful shutdown, and the core claim.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Resp, TestApp};
+use hyper::Method;
+use reclaimd::server_timing::Mode;
+
+fn assert_error(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{r:?}");
+    assert_eq!(r.body["error"]["code"], code, "{r:?}");
+    assert!(r.body["error"]["message"].is_string(), "{r:?}");
+}
+
+#[test]
+fn every_route_in_both_modes() {
+    let app = TestApp::start(2, |_| {});
+    for mode in [Mode::Sync, Mode::Async] {
+        app.server().app.set_mode(mode, "test");
+
+        let user = app.get("/api/users/7");
+        assert_eq!(user.status, 200, "{user:?}");
+        assert_eq!(user.body["user"]["id"], 7);
+        assert_eq!(user.body["user"]["email"], "user7@example.test");
+        assert_eq!(user.mode(), mode);
+        assert_eq!(
+            user.headers["content-type"], "application/json",
+            "JSON responses"
+        );
+
+        let report = app.get("/api/users/7/report");
+        assert_eq!(report.status, 200, "{report:?}");
+        // 500 orders over 50 users: 10 each, whatever their statuses.
+        assert_eq!(report.body["orders"]["count"], 10, "{report:?}");
+        let by_status = report.body["orders"]["by_status"].as_array().unwrap();
+        let sum: i64 = by_status.iter().map(|s| s["count"].as_i64().unwrap()).sum();
+        assert_eq!(sum, 10);
+        let t = report.timing();
+        assert_eq!(t.mode, Some(mode));
+        assert!(
+            t.db >= Duration::from_millis(4),
+            "two DB calls of 2 ms: {t:?}"
+        );
+
+        let created = app.post("/api/orders", r#"{"user_id": 3, "amount_cents": 1234}"#);
+        assert_eq!(created.status, 201, "{created:?}");
+        assert_eq!(created.body["user_id"], 3);
+        assert_eq!(created.body["status"], "pending");
+        assert!(created.body["id"].as_str().unwrap().len() == 24);
+    }
+    // Both writes are visible to the next report.
+    let report = app.get("/api/users/3/report");
+    assert_eq!(report.body["orders"]["count"], 12, "{report:?}");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_loses_nothing() {
+    let app = TestApp::start(0, |c| c.limits.max_body_bytes = 256);
+    for mode in [Mode::Sync, Mode::Async] {
+        app.server().app.set_mode(mode, "test");
+        assert_error(&app.get("/api/users/abc"), 400, "bad_request");
+        assert_error(&app.get("/api/users/0/report"), 400, "bad_request");
+        assert_error(&app.get("/api/users/99999"), 404, "not_found");
+        assert_error(&app.get("/api/users/99999/report"), 404, "not_found");
+        assert_error(&app.get("/nope"), 404, "not_found");
+        assert_error(&app.post("/api/users/1", "{}"), 405, "method_not_allowed");
+        assert_error(&app.post("/api/orders", "{not json"), 400, "bad_request");
+        assert_error(
+            &app.post("/api/orders", r#"{"user_id": 1, "amount_cents": -5}"#),
+            400,
+            "bad_request",
+        );
+        assert_error(
+            &app.post("/api/orders", r#"{"user_id": 9999, "amount_cents": 5}"#),
+            404,
+            "not_found",
+        );
+        let big = format!(
+            r#"{{"user_id": 1, "amount_cents": 5, "pad": "{}"}}"#,
+            "x".repeat(1000)
+        );
+        assert_error(&app.post("/api/orders", &big), 413, "payload_too_large");
+        // Error responses carry Server-Timing too, and the daemon still serves.
+        assert!(app
+            .get("/api/users/abc")
+            .headers
+            .contains_key("server-timing"));
+        assert_eq!(app.get("/api/users/1").status, 200);
+    }
+    // None of the rejected orders was written.
+    let report = app.get("/api/users/1/report");
+    assert_eq!(report.body["orders"]["count"], 10);
+    // Bad input is counted by status.
+    assert!(
+        app.metric(r#"reclaimd_requests_total{mode="sync",route="/api/users/{id}",status="400"}"#)
+            >= 1.0
+    );
+}
+
+#[test]
+fn queue_full_sheds_with_503_and_retry_after() {
+    let app = TestApp::start(100, |c| {
+        c.sync.workers = 1;
+        c.limits.max_queue = 2;
+    });
+    let responses = app.concurrent(12, |i| format!("/api/users/{}", i + 1));
+    let shed: Vec<_> = responses.iter().filter(|r| r.status == 503).collect();
+    let ok = responses.iter().filter(|r| r.status == 200).count();
+    assert!(!shed.is_empty(), "some requests shed");
+    assert!(ok >= 1, "the queue's requests are served");
+    assert_eq!(ok + shed.len(), 12, "nothing else: {responses:?}");
+    for r in shed {
+        assert_error(r, 503, "overloaded");
+        assert_eq!(r.headers["retry-after"], "1");
+    }
+    assert!(app.metric(r#"reclaimd_shed_total{mode="sync",reason="queue_full"}"#) >= 1.0);
+}
+
+#[test]
+fn request_timeout_gives_504_in_both_modes() {
+    let app = TestApp::start(400, |c| {
+        c.limits.request_timeout = Duration::from_millis(150)
+    });
+    for mode in [Mode::Sync, Mode::Async] {
+        app.server().app.set_mode(mode, "test");
+        let start = Instant::now();
+        let r = app.get("/api/users/1");
+        assert_error(&r, 504, "timeout");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "answered, not hung"
+        );
+    }
+    assert!(app.metric(r#"reclaimd_shed_total{mode="async",reason="timeout"}"#) >= 1.0);
+}
+
+#[test]
+fn mongodb_outage_gives_fast_503s_and_recovers() {
+    let app = TestApp::start(2, |c| c.sync.workers = 4);
+    let wire = app.wire.handle();
+    for mode in [Mode::Sync, Mode::Async] {
+        app.server().app.set_mode(mode, "test");
+        assert_eq!(app.get("/api/users/1").status, 200);
+        wire.set_refuse(true);
+        let start = Instant::now();
+        let during = app.concurrent(10, |i| format!("/api/users/{}/report", i + 1));
+        for r in &during {
+            assert_error(r, 503, "db_unavailable");
+            assert!(r.headers.contains_key("retry-after"));
+            let text = r.body.to_string();
+            assert!(
+                !text.contains("mongodb://") && !text.contains("127.0.0.1"),
+                "no internals: {text}"
+            );
+        }
+        // Fails within a few server-selection timeouts, not the driver's 30 s.
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
+        let ready = app.admin(Method::GET, "/readyz", vec![], "");
+        assert_eq!(ready.status, 503);
+        wire.set_refuse(false);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let r = app.get("/api/users/1/report");
+            if r.status == 200 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "recovers after the outage: {r:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(app.admin(Method::GET, "/readyz", vec![], "").status, 200);
+    }
+    let text = app.metrics_text();
+    let errors: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("reclaimd_db_errors_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(errors >= 20.0, "every failed call counted: {text}");
+}
+
+#[test]
+fn admin_endpoints_and_mode_token() {
+    let app = TestApp::start(0, |c| c.admin.token = "s3cret".into());
+    assert_eq!(app.admin(Method::GET, "/healthz", vec![], "").status, 200);
+    assert_eq!(app.admin(Method::GET, "/readyz", vec![], "").status, 200);
+    let mode = app.admin(Method::GET, "/admin/mode", vec![], "");
+    assert_eq!(mode.body["mode"], "sync");
+    let body = r#"{"mode": "async"}"#;
+    assert_error(
+        &app.admin(Method::PUT, "/admin/mode", vec![], body),
+        401,
+        "unauthorized",
+    );
+    assert_error(
+        &app.admin(
+            Method::PUT,
+            "/admin/mode",
+            vec![("authorization", "Bearer wrong".into())],
+            body,
+        ),
+        401,
+        "unauthorized",
+    );
+    let auth = || vec![("authorization", "Bearer s3cret".to_string())];
+    assert_error(
+        &app.admin(Method::PUT, "/admin/mode", auth(), r#"{"mode": "fast"}"#),
+        400,
+        "bad_request",
+    );
+    let r = app.admin(Method::PUT, "/admin/mode", auth(), body);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["previous"], "sync");
+    assert_eq!(app.get("/api/users/1").mode(), Mode::Async);
+    assert_eq!(app.metric(r#"reclaimd_mode{mode="async"}"#), 1.0);
+    assert_eq!(app.metric(r#"reclaimd_mode{mode="sync"}"#), 0.0);
+    assert_error(
+        &app.admin(Method::GET, "/nope", vec![], ""),
+        404,
+        "not_found",
+    );
+    let metrics = app.rt.block_on(TestApp::send(
+        app.client.clone(),
+        Method::GET,
+        app.admin_url("/metrics"),
+        vec![],
+        vec![],
+    ));
+    assert!(metrics.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+}
+
+#[test]
+fn put_mode_is_disabled_without_a_token() {
+    let app = TestApp::start(0, |_| {});
+    let r = app.admin(
+        Method::PUT,
+        "/admin/mode",
+        vec![("authorization", "Bearer ".into())],
+        r#"{"mode": "async"}"#,
+    );
+    assert_error(&r, 403, "forbidden");
+    assert_eq!(app.get("/api/users/1").mode(), Mode::Sync);
+}
+
+#[test]
+fn mode_flips_under_load_by_file_edit_and_by_admin_with_zero_failures() {
+    let app = TestApp::start_with_file(
+        5,
+        "mode = \"sync\"\n[sync]\nworkers = 4\n[admin]\ntoken = \"t\"\n",
+    );
+    let path = app.config_path.clone().unwrap();
+    let url = app.url("/api/users/9/report");
+    let client = app.client.clone();
+    // Background load across both flips.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let bg = {
+        let stop = stop.clone();
+        app.rt.spawn(async move {
+            let mut out = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let batch: Vec<_> = (0..8)
+                    .map(|_| {
+                        tokio::spawn(TestApp::send(
+                            client.clone(),
+                            Method::GET,
+                            url.clone(),
+                            vec![],
+                            vec![],
+                        ))
+                    })
+                    .collect();
+                for b in batch {
+                    out.push(b.await.unwrap());
+                }
+            }
+            out
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(app.get("/api/users/1").mode(), Mode::Sync);
+
+    // Flip 1: edit the file.
+    std::fs::write(
+        &path,
+        "mode = \"async\"\n[sync]\nworkers = 4\n[admin]\ntoken = \"t\"\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.get("/api/users/1").mode() != Mode::Async {
+        assert!(Instant::now() < deadline, "file edit flips the mode");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Flip 2: the admin endpoint.
+    let r = app.admin(
+        Method::PUT,
+        "/admin/mode",
+        vec![("authorization", "Bearer t".into())],
+        r#"{"mode": "sync"}"#,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        app.get("/api/users/1").mode(),
+        Mode::Sync,
+        "new requests in the new mode"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let responses = app.rt.block_on(bg).unwrap();
+    assert!(responses.len() > 16, "load ran: {}", responses.len());
+    let failed: Vec<_> = responses.iter().filter(|r| r.status != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "no failed request across flips: {failed:?}"
+    );
+    let modes: std::collections::HashSet<_> = responses.iter().map(|r| r.mode()).collect();
+    assert_eq!(modes.len(), 2, "load saw both modes");
+    assert!(app.metric(r#"reclaimd_config_reloads_total{result="ok"}"#) >= 1.0);
+}
+
+#[test]
+fn invalid_config_file_is_rejected_whole_and_the_running_config_stays() {
+    let app = TestApp::start_with_file(0, "mode = \"sync\"\n");
+    let path = app.config_path.clone().unwrap();
+    std::fs::write(&path, "mode = \"async\"\n[sync]\nworkers = \"many\"\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app.metric(r#"reclaimd_config_reloads_total{result="error"}"#) < 1.0 {
+        assert!(Instant::now() < deadline, "the bad file is noticed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        app.get("/api/users/1").mode(),
+        Mode::Sync,
+        "rejected whole: mode unchanged"
+    );
+    assert_eq!(app.get("/api/users/1").status, 200);
+}
+
+#[test]
+fn core_claim_db_concurrency_is_capped_by_threads_in_sync_but_not_in_async() {
+    // wait:compute ≈ 9:1 — 2 DB calls of 20 ms, 2 compute segments of 2.2 ms.
+    let app = TestApp::start(20, |c| {
+        c.sync.workers = 2;
+        c.async_.worker_threads = 1;
+        c.workload.report_compute_ms = 2.2;
+    });
+    let wire = app.wire.handle();
+    for (mode, check) in [
+        (
+            Mode::Sync,
+            Box::new(|m: usize| m <= 2) as Box<dyn Fn(usize) -> bool>,
+        ),
+        (Mode::Async, Box::new(|m: usize| m >= 15)),
+    ] {
+        app.server().app.set_mode(mode, "test");
+        app.get("/api/users/1/report"); // warm the connection pool
+        wire.reset_max_in_flight();
+        let rs = app.concurrent(20, |i| format!("/api/users/{}/report", i + 1));
+        assert!(rs.iter().all(|r| r.status == 200));
+        let max = wire.max_in_flight();
+        assert!(
+            check(max),
+            "{mode}: most DB commands in flight at once = {max}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
+    let wire = common::start_wire(300);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_reclaimd"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env("RECLAIMD_MONGODB__URI", wire.uri())
+        .env("RECLAIMD_SYNC__WORKERS", "8")
+        .env("RECLAIMD_TELEMETRY__SPANS", "false")
+        .env("RUST_LOG", "info")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("daemon logs its address").unwrap();
+        if let Some(rest) = line.split("app_addr=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let inflight: Vec<_> = (0..6)
+        .map(|i| {
+            rt.spawn(TestApp::send(
+                client.clone(),
+                Method::GET,
+                format!("http://{addr}/api/users/{}/report", i + 1),
+                vec![],
+                vec![],
+            ))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(150)); // all six are inside their first DB call
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    for h in inflight {
+        let r = rt.block_on(h).unwrap();
+        assert_eq!(r.status, 200, "in-flight request finished: {r:?}");
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn check_config_and_invalid_config_exit_64() {
+    let ok = Command::new(env!("CARGO_BIN_EXE_reclaimd"))
+        .args([
+            "check-config",
+            "--config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/reclaimd.toml"),
+        ])
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{ok:?}");
+    let path = common::temp_config_path();
+    std::fs::write(&path, "[sync]\nworkers = 0\n").unwrap();
+    for sub in ["check-config", "serve"] {
+        let bad = Command::new(env!("CARGO_BIN_EXE_reclaimd"))
+            .args([sub, "--config", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(bad.status.code(), Some(64), "{sub}: {bad:?}");
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(err.contains("sync.workers"), "names the key: {err}");
+    }
+    let bad_env = Command::new(env!("CARGO_BIN_EXE_reclaimd"))
+        .args(["check-config"])
+        .env("RECLAIMD_MODE", "turbo")
+        .output()
+        .unwrap();
+    assert_eq!(bad_env.status.code(), Some(64));
+    let _ = std::fs::remove_file(path);
+}
