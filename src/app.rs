@@ -60,8 +60,12 @@ pub struct App {
 
 impl App {
     /// Builds the dispatchers and both MongoDB clients. Blocking: call it outside any async
-    /// runtime. `source` enables reloads.
-    pub fn new(config: Config, source: Option<Source>) -> Result<Arc<App>, String> {
+    /// runtime. `source` enables reloads; `http` is the HTTP runtime, for its metrics.
+    pub fn new(
+        config: Config,
+        source: Option<Source>,
+        http: Option<tokio::runtime::Handle>,
+    ) -> Result<Arc<App>, String> {
         crate::workload::calibrate();
         let metrics = Arc::new(Metrics::new());
         metrics.queue_capacity.set(config.limits.max_queue as i64);
@@ -83,12 +87,16 @@ impl App {
             metrics.clone(),
             config.telemetry.spans,
         )?;
+        let mut runtimes = vec![Runtime::new(
+            "handlers",
+            async_rt.handle().clone(),
+            Some(metrics.mode(Mode::Async).clone()),
+        )];
+        if let Some(http) = http {
+            runtimes.push(Runtime::new("http", http, None));
+        }
         metrics
-            .register(Box::new(RuntimeCollector::new(vec![Runtime::new(
-                "handlers",
-                async_rt.handle().clone(),
-                Some(metrics.mode(Mode::Async).clone()),
-            )])))
+            .register(Box::new(RuntimeCollector::new(runtimes)))
             .map_err(|e| format!("registering runtime metrics: {e}"))?;
 
         let live = Live {

@@ -166,7 +166,7 @@ impl Server {
         let watch = source
             .as_ref()
             .map(|s| (s.path.clone(), file_stamp(&s.path)));
-        let app = App::new(config, source)?;
+        let app = App::new(config, source, Some(http_rt.handle().clone()))?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let run_app = app.clone();
         let thread = std::thread::Builder::new()

@@ -470,3 +470,98 @@ fn check_config_and_invalid_config_exit_64() {
     assert_eq!(bad_env.status.code(), Some(64));
     let _ = std::fs::remove_file(path);
 }
+
+#[test]
+fn slow_clients_are_cut_off_and_connections_are_capped() {
+    use std::io::{Read, Write};
+    let app = TestApp::start(0, |c| c.server.header_read_timeout = Duration::from_millis(300));
+    let addr = app.server().app_addr;
+    // A client that never finishes its request head is disconnected.
+    let mut slow = std::net::TcpStream::connect(addr).unwrap();
+    slow.write_all(b"GET /api/users/1 HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = Vec::new();
+    let start = Instant::now();
+    let _ = slow.read_to_end(&mut buf);
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "closed by the header timeout"
+    );
+    drop(slow);
+
+    // With max_connections = 1, a second connection waits until the first one closes.
+    drop(app);
+    let app = TestApp::start(0, |c| c.server.max_connections = 1);
+    let addr = app.server().app_addr;
+    let mut first = std::net::TcpStream::connect(addr).unwrap();
+    first
+        .write_all(b"GET /api/users/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 12];
+    first.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let mut second = std::net::TcpStream::connect(addr).unwrap();
+    second
+        .write_all(b"GET /api/users/2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        second.read(&mut byte).is_err(),
+        "not served while the first holds the only slot"
+    );
+    drop(first);
+    second
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut rest = Vec::new();
+    second.read_to_end(&mut rest).unwrap();
+    assert!(
+        String::from_utf8_lossy(&rest).starts_with("HTTP/1.1 200"),
+        "served once a slot frees"
+    );
+}
+
+#[test]
+fn seed_is_idempotent_and_reports_counts() {
+    let wire = common::start_wire(0);
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_reclaimd"))
+            .args(["seed", "--users", "60", "--orders", "700"])
+            .env("RECLAIMD_MONGODB__URI", wire.uri())
+            .output()
+            .unwrap()
+    };
+    // start_wire seeded 50 users / 500 orders; this run adds the rest.
+    let first = run();
+    assert!(first.status.success(), "{first:?}");
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert!(out.contains("users 10 new, 50 existing"), "{out}");
+    assert!(out.contains("orders 200 new, 500 existing"), "{out}");
+    let again = run();
+    let out = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        out.contains("users 0 new, 60 existing") && out.contains("orders 0 new, 700 existing"),
+        "{out}"
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("orders: 700/700"),
+        "shows progress"
+    );
+    // MongoDB unreachable: a clear error, non-zero exit.
+    drop(wire);
+    let down = Command::new(env!("CARGO_BIN_EXE_reclaimd"))
+        .args(["seed", "--users", "1", "--orders", "1"])
+        .env(
+            "RECLAIMD_MONGODB__URI",
+            "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=300",
+        )
+        .env("RECLAIMD_MONGODB__SERVER_SELECTION_TIMEOUT", "300ms")
+        .output()
+        .unwrap();
+    assert_eq!(down.status.code(), Some(69));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("unreachable"));
+}
