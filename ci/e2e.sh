@@ -150,7 +150,6 @@ prom_config=$work/prometheus.yml
 sed -e "s#\"reclaimd-sync:9464\"#\"127.0.0.1:${admin[reclaimd-sync]}\"#" \
   -e "s#\"reclaimd-async:9464\"#\"127.0.0.1:${admin[reclaimd-async]}\"#" \
   -e "s#\"reclaimd:9464\"#\"127.0.0.1:${admin[reclaimd]}\"#" \
-  -e "s#\"localhost:9090\"#\"127.0.0.1:$prom_port\"#" \
   -e "s#^  - prometheus/rules/#  - $repo/prometheus/rules/#" \
   prometheus.yml >"$prom_config"
 if grep -nE '^\s*- targets: \["[^1]' "$prom_config"; then die "prometheus.yml has a target this script does not rewrite"; fi
@@ -253,10 +252,13 @@ else
   not_ok "async does not reclaim more than sync (async=${async_fraction:-none}, sync=${sync_fraction:-none})"
 fi
 
-# The load reached both instances of the pair equally (one schedule).
-for mode in sync async; do
-  n=$(query_value "sum by (mode) (increase(reclaimd_requests_total{instance=\"reclaimd-$mode\"}[2m]))" "$mode")
-  log "requests served by reclaimd-$mode: ${n:-0}"
+# For the record: what the identical schedule did to each of the pair.
+for instance in reclaimd-sync reclaimd-async; do
+  sel="instance=\"$instance\""
+  served=$(query_value "sum by (mode) (reclaimd_requests_total{$sel})" "${instance#reclaimd-}")
+  shed=$(query_value "sum by (mode) (reclaimd_shed_total{$sel})" "${instance#reclaimd-}")
+  p99=$(query_value "histogram_quantile(0.99, sum by (mode, le) (rate(reclaimd_request_duration_seconds_bucket{$sel}[1m])))" "${instance#reclaimd-}")
+  log "$instance: ${served:-0} requests served, ${shed:-0} shed, p99 ${p99:-?} s over the last minute"
 done
 
 ((failed == 0)) || exit 1
