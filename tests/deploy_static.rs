@@ -11,41 +11,14 @@ use std::process::Command;
 use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
 
-/// The metric families the daemon exports (DESIGN.md §4), histograms without their
-/// `_bucket/_sum/_count` suffixes. Copied from the contract until
-/// `reclaimd::metrics::exported_metric_names()` is on main.
-const EXPORTED_METRICS: &[&str] = &[
-    "reclaimd_requests_total",
-    "reclaimd_request_duration_seconds",
-    "reclaimd_phase_seconds",
-    "reclaimd_phase_seconds_total",
-    "reclaimd_requests_in_state",
-    "reclaimd_queue_depth",
-    "reclaimd_queue_capacity",
-    "reclaimd_worker_seconds_total",
-    "reclaimd_reclaimed_seconds_total",
-    "reclaimd_shed_total",
-    "reclaimd_db_errors_total",
-    "reclaimd_mode",
-    "reclaimd_config_reloads_total",
-    "reclaimd_build_info",
-    "reclaimd_tokio_worker_threads",
-    "reclaimd_tokio_alive_tasks",
-    "reclaimd_tokio_global_queue_depth",
-    "process_cpu_seconds_total",
-    "process_open_fds",
-    "process_max_fds",
-    "process_virtual_memory_bytes",
-    "process_resident_memory_bytes",
-    "process_start_time_seconds",
-    "process_threads",
-];
-
 /// Series Prometheus itself writes for every target.
 const PROMETHEUS_SYNTHETIC: &[&str] = &["up"];
 
+/// The metric families the daemon exports, as the daemon itself lists them.
 fn exported_metrics() -> BTreeSet<String> {
-    EXPORTED_METRICS.iter().map(|s| s.to_string()).collect()
+    reclaimd::metrics::exported_metric_names()
+        .into_iter()
+        .collect()
 }
 
 fn repo() -> PathBuf {
