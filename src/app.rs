@@ -451,7 +451,7 @@ fn worker_loop(
             // The client was already answered 504 (or went away): don't start the work.
             continue;
         }
-        job.tracker.transition(Phase::Compute, now);
+        job.tracker.transition_on_thread(Phase::Compute, now);
         drop(job.queue_span);
         let ctx = Ctx {
             workload: &job.workload,
@@ -467,7 +467,7 @@ fn worker_loop(
             Err(AppError::Internal)
         });
         let end = Instant::now();
-        let timing = job.tracker.finish(end);
+        let timing = job.tracker.finish_on_thread(end);
         let _ = reply.send((result, timing));
         let blocked = timing.get(Phase::Db);
         counters.add_worker(WorkerState::Blocked, blocked);

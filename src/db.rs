@@ -228,11 +228,12 @@ impl<'a> Db<'a> {
         };
         let blocking = matches!(self.kind, Kind::Sync(_));
         if blocking {
-            self.tracker.transition(Phase::Db, Instant::now());
+            self.tracker.transition_on_thread(Phase::Db, Instant::now());
         }
         let result = call.instrument(span.clone()).await;
         if blocking {
-            self.tracker.transition(Phase::Compute, Instant::now());
+            self.tracker
+                .transition_on_thread(Phase::Compute, Instant::now());
         }
         result.map_err(|e| {
             let (kind, app) = classify(&e);

@@ -176,6 +176,8 @@ struct TrackerInner {
     covered_at_compute_start: Duration,
     /// The waker fired during a poll: the future is runnable as soon as the poll ends.
     woken_during_poll: bool,
+    /// The worker thread's run-queue delay at the last transition (sync mode).
+    last_run_delay: Option<Duration>,
 }
 
 impl Tracker {
@@ -193,6 +195,7 @@ impl Tracker {
                 reclaimed: Duration::ZERO,
                 covered_at_compute_start: Duration::ZERO,
                 woken_during_poll: false,
+                last_run_delay: None,
             }),
         })
     }
@@ -208,17 +211,53 @@ impl Tracker {
     /// Moves to phase `to` at `now`. No-op once finished.
     pub fn transition(&self, to: Phase, now: Instant) {
         let mut inner = self.lock();
-        self.transition_locked(&mut inner, Some(to), now);
+        self.transition_locked(&mut inner, Some(to), now, Duration::ZERO);
     }
 
-    fn transition_locked(&self, inner: &mut TrackerInner, to: Option<Phase>, now: Instant) {
+    /// Like [`Tracker::transition`], called on the OS thread that runs the request (sync
+    /// mode): the time this thread spent in the kernel's run queue since its previous
+    /// transition (runnable, not running: more threads than cores) is moved out of the phase
+    /// being closed into `sched`.
+    pub fn transition_on_thread(&self, to: Phase, now: Instant) {
+        let mut inner = self.lock();
+        let carve = inner.run_delay_since_last();
+        self.transition_locked(&mut inner, Some(to), now, carve);
+    }
+
+    /// [`Tracker::finish`] on the OS thread that ran the request (sync mode).
+    pub fn finish_on_thread(&self, now: Instant) -> Timing {
+        {
+            let mut inner = self.lock();
+            if inner.phase.is_some() {
+                let carve = inner.run_delay_since_last();
+                self.transition_locked(&mut inner, None, now, carve);
+            }
+        }
+        self.finish(now)
+    }
+
+    fn transition_locked(
+        &self,
+        inner: &mut TrackerInner,
+        to: Option<Phase>,
+        now: Instant,
+        run_queue: Duration,
+    ) {
         let Some(from) = inner.phase else { return };
         if Some(from) == to {
             return;
         }
         let now = now.max(inner.since);
         let spent = now - inner.since;
+        // Time runnable-but-not-running inside this segment is `sched`, not `from`.
+        let run_queue = if from == Phase::Queue {
+            Duration::ZERO
+        } else {
+            run_queue.min(spent)
+        };
+        let spent = spent - run_queue;
         inner.acc[from as usize] += spent;
+        inner.acc[Phase::Sched as usize] += run_queue;
         self.metrics.leave_state(from);
         match from {
             Phase::Compute => {
@@ -250,7 +289,7 @@ impl Tracker {
     pub fn finish(&self, now: Instant) -> Timing {
         let mut inner = self.lock();
         if inner.phase.is_some() {
-            self.transition_locked(&mut inner, None, now);
+            self.transition_locked(&mut inner, None, now, Duration::ZERO);
         }
         Timing {
             phases: inner.acc,
@@ -285,7 +324,7 @@ impl Tracker {
     fn on_poll_start(&self, now: Instant) {
         let mut inner = self.lock();
         inner.woken_during_poll = false;
-        self.transition_locked(&mut inner, Some(Phase::Compute), now);
+        self.transition_locked(&mut inner, Some(Phase::Compute), now, Duration::ZERO);
     }
 
     fn on_pending(&self, now: Instant) {
@@ -295,16 +334,57 @@ impl Tracker {
         } else {
             Phase::Db
         };
-        self.transition_locked(&mut inner, Some(next), now);
+        self.transition_locked(&mut inner, Some(next), now, Duration::ZERO);
     }
 
     fn on_wake(&self, now: Instant) {
         let mut inner = self.lock();
         match inner.phase {
-            Some(Phase::Db) => self.transition_locked(&mut inner, Some(Phase::Sched), now),
+            Some(Phase::Db) => {
+                self.transition_locked(&mut inner, Some(Phase::Sched), now, Duration::ZERO)
+            }
             Some(Phase::Compute) => inner.woken_during_poll = true,
             _ => {}
         }
+    }
+}
+
+impl TrackerInner {
+    fn run_delay_since_last(&mut self) -> Duration {
+        let now = thread_run_delay();
+        let delta = match (self.last_run_delay, now) {
+            (Some(before), Some(now)) => now.saturating_sub(before),
+            _ => Duration::ZERO,
+        };
+        self.last_run_delay = now;
+        delta
+    }
+}
+
+/// This thread's total time spent runnable in the kernel's run queue but not running
+/// (Linux `/proc/thread-self/schedstat`, second field). `None` where unavailable.
+pub fn thread_run_delay() -> Option<Duration> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::cell::RefCell;
+        use std::os::unix::fs::FileExt;
+        thread_local! {
+            static SCHEDSTAT: RefCell<Option<std::fs::File>> =
+                RefCell::new(std::fs::File::open("/proc/thread-self/schedstat").ok());
+        }
+        SCHEDSTAT.with(|f| {
+            let f = f.borrow();
+            let file = f.as_ref()?;
+            let mut buf = [0u8; 96];
+            let n = file.read_at(&mut buf, 0).ok()?;
+            let text = std::str::from_utf8(&buf[..n]).ok()?;
+            let ns: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+            Some(Duration::from_nanos(ns))
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
     }
 }
 
@@ -315,7 +395,7 @@ impl Drop for Tracker {
         let mut inner = self.lock();
         if inner.phase.is_some() {
             let now = Instant::now();
-            self.transition_locked(&mut inner, None, now);
+            self.transition_locked(&mut inner, None, now, Duration::ZERO);
         }
     }
 }
@@ -485,5 +565,18 @@ mod tests {
             "{timing:?}"
         );
         assert_eq!(timing.phases.iter().sum::<Duration>(), timing.total);
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod linux_tests {
+    use super::*;
+
+    #[test]
+    fn run_queue_delay_is_readable_and_monotonic() {
+        let a = thread_run_delay().expect("/proc/thread-self/schedstat");
+        std::thread::yield_now();
+        let b = thread_run_delay().unwrap();
+        assert!(b >= a);
     }
 }
