@@ -227,8 +227,10 @@ impl App {
                 http.request.method = method,
                 http.route = template,
                 url.path = path,
+                url.scheme = "http",
                 http.response.status_code = tracing::field::Empty,
                 error.type = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
                 reclaimd.mode = mode.as_str(),
             )
         } else {
@@ -276,6 +278,7 @@ impl App {
         if let Err(e) = &outcome.result {
             if status >= 500 {
                 span.record("error.type", e.code());
+                span.record("otel.status_code", "error");
             }
         }
         outcome

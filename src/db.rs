@@ -222,6 +222,7 @@ impl<'a> Db<'a> {
                 db.operation.name = operation,
                 db.collection.name = collection,
                 error.type = tracing::field::Empty,
+                otel.status_code = tracing::field::Empty,
             )
         } else {
             tracing::Span::none()
@@ -238,6 +239,7 @@ impl<'a> Db<'a> {
         result.map_err(|e| {
             let (kind, app) = classify(&e);
             span.record("error.type", kind);
+            span.record("otel.status_code", "error");
             self.metrics
                 .db_errors_total
                 .with_label_values(&[operation, kind])
