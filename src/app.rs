@@ -274,7 +274,8 @@ impl App {
             Ok(reply) => reply.status,
             Err(e) => e.status(),
         };
-        span.record("http.response.status_code", status);
+        // As i64: tracing-opentelemetry would export a u64 as a string.
+        span.record("http.response.status_code", i64::from(status));
         if let Err(e) = &outcome.result {
             if status >= 500 {
                 span.record("error.type", e.code());

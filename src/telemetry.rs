@@ -224,9 +224,11 @@ impl ExportSettings {
         let transport = match protocol.as_deref().map(str::trim) {
             None | Some("http/protobuf") => Transport::HttpProtobuf,
             Some("grpc") => Transport::Grpc,
-            Some(other) => return Err(format!(
+            Some(other) => {
+                return Err(format!(
                 "{name}={other} is not supported (http/protobuf or grpc); spans are not exported"
-            )),
+            ))
+            }
         };
         Ok(Some(ExportSettings {
             transport,
@@ -377,16 +379,15 @@ impl<E: SpanExporter + 'static> Export<E> {
         let mut log = self.errors.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         match result {
-            Err(e) => {
-                if let Some(unlogged) = log.failed(now) {
-                    tracing::warn!(
-                        error = %e,
-                        unlogged_failures = unlogged,
-                        "span export failed; spans are dropped while the collector is \
-                         unreachable (logged at most once a minute)"
-                    );
-                }
-            }
+            Err(e) => match log.failed(now) {
+                Some(unlogged) => tracing::warn!(
+                    error = %e,
+                    unlogged_failures = unlogged,
+                    "span export failed; spans are dropped while the collector is \
+                     unreachable (logged at most once a minute)"
+                ),
+                None => tracing::debug!(error = %e, "span export failed again"),
+            },
             Ok(()) => {
                 if log.succeeded(now) {
                     tracing::info!("span export recovered");
