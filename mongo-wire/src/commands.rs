@@ -838,6 +838,7 @@ fn group(docs: Vec<Document>, spec: &Document) -> QResult<Vec<Document>> {
             "a group specification must include an _id",
         )
     })?;
+    query::check_expr(id_expr)?;
     let mut accs: Vec<(&str, &str, &Bson)> = Vec::new();
     for (field, acc) in spec.iter().filter(|(k, _)| k.as_str() != "_id") {
         let Bson::Document(acc) = acc else {
@@ -864,6 +865,7 @@ fn group(docs: Vec<Document>, spec: &Document) -> QResult<Vec<Document>> {
                 format!("unknown group operator '{op}' (not supported by mongo-wire)"),
             ));
         }
+        query::check_expr(arg)?;
         accs.push((field.as_str(), op.as_str(), arg));
     }
     let mut order: Vec<(Bson, Vec<Acc>)> = Vec::new();

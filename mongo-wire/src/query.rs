@@ -616,6 +616,7 @@ impl Projection {
                     insert_tree(&mut inc, k);
                 }
                 None => {
+                    check_expr(v)?;
                     any_inc = true;
                     computed.push((k.clone(), v.clone()));
                 }
@@ -674,6 +675,31 @@ impl Projection {
 }
 
 // ---------------------------------------------------------------- expressions
+
+/// Rejects expression operators this double does not implement (anything but `$literal`), so
+/// they fail loudly instead of being treated as plain objects.
+pub fn check_expr(expr: &Bson) -> QResult<()> {
+    match expr {
+        Bson::Document(d) => {
+            for (k, v) in d {
+                if k.starts_with('$') {
+                    if k != "$literal" {
+                        return Err(CmdError::new(
+                            31325,
+                            "Location31325",
+                            format!("Unrecognized expression '{k}' (not supported by mongo-wire)"),
+                        ));
+                    }
+                } else {
+                    check_expr(v)?;
+                }
+            }
+            Ok(())
+        }
+        Bson::Array(a) => a.iter().try_for_each(check_expr),
+        _ => Ok(()),
+    }
+}
 
 /// Evaluates an aggregation expression: `"$path"`, `"$$ROOT"`, `{$literal: v}`, nested
 /// objects and arrays of expressions, or a constant. `None` means "missing".
@@ -913,5 +939,8 @@ mod tests {
         let p = Projection::parse(&doc! { "b": 0, "_id": 0 }).expect("valid");
         assert_eq!(p.apply(&d), doc! { "a": 1 });
         assert!(Projection::parse(&doc! { "a": 1, "b": 0 }).is_err());
+        assert!(Projection::parse(&doc! { "x": { "$add": [1, 2] } }).is_err());
+        let p = Projection::parse(&doc! { "x": "$b.c", "_id": 0 }).expect("valid");
+        assert_eq!(p.apply(&d), doc! { "x": 2 });
     }
 }
