@@ -1,0 +1,539 @@
+//! Span export end to end: the real `reclaimd serve` binary, configured only by the standard
+//! `OTEL_*` variables, exports to a small OTLP receiver run by the test (OTLP/HTTP protobuf,
+//! or gRPC over h2c), decoded with `opentelemetry-proto`. SIGTERM makes the daemon flush its
+//! last spans before it exits. Also: no collector listening, and the `always_off` sampler.
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, Span};
+use prost::Message;
+
+const REPORT: &str = "/api/users/{id}/report";
+const GRPC_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Protocol {
+    Http,
+    Grpc,
+}
+
+/// An OTLP trace receiver on 127.0.0.1:0 that keeps every request it decodes.
+struct Receiver {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Receiver {
+    fn start(protocol: Protocol) -> Receiver {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let store = received.clone();
+        runtime.spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let store = store.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let store = store.clone();
+                    async move { Ok::<_, Infallible>(receive(req, protocol, &store).await) }
+                });
+                let io = TokioIo::new(stream);
+                tokio::spawn(async move {
+                    let _ = match protocol {
+                        Protocol::Http => {
+                            hyper::server::conn::http1::Builder::new()
+                                .serve_connection(io, service)
+                                .await
+                        }
+                        Protocol::Grpc => {
+                            hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                                .serve_connection(io, service)
+                                .await
+                        }
+                    };
+                });
+            }
+        });
+        Receiver {
+            addr,
+            received,
+            _runtime: runtime,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every span received, with its resource's attributes.
+    fn spans(&self) -> Vec<(Vec<KeyValue>, Span)> {
+        let mut out = Vec::new();
+        for request in self.received.lock().unwrap().iter() {
+            for rs in &request.resource_spans {
+                let resource = rs.resource.clone().unwrap_or_default().attributes;
+                for ss in &rs.scope_spans {
+                    for span in &ss.spans {
+                        out.push((resource.clone(), span.clone()));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+async fn receive(
+    req: Request<Incoming>,
+    protocol: Protocol,
+    store: &Mutex<Vec<ExportTraceServiceRequest>>,
+) -> Response<BoxBody<Bytes, Infallible>> {
+    let path = req.uri().path().to_string();
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let status = |code: u16| {
+        Response::builder()
+            .status(code)
+            .body(Full::new(Bytes::new()).boxed())
+            .unwrap()
+    };
+    match protocol {
+        Protocol::Http => {
+            if path != "/v1/traces" {
+                return status(404);
+            }
+            let Ok(decoded) = ExportTraceServiceRequest::decode(body) else {
+                return status(400);
+            };
+            store.lock().unwrap().push(decoded);
+            let reply = ExportTraceServiceResponse::default().encode_to_vec();
+            Response::builder()
+                .header("content-type", "application/x-protobuf")
+                .body(Full::new(Bytes::from(reply)).boxed())
+                .unwrap()
+        }
+        Protocol::Grpc => {
+            // One length-prefixed, uncompressed message: flag (1 byte), length (4 bytes BE).
+            let message = match body.get(5..) {
+                Some(m) if path == GRPC_EXPORT && body[0] == 0 => m,
+                _ => return status(400),
+            };
+            let Ok(decoded) = ExportTraceServiceRequest::decode(message) else {
+                return status(400);
+            };
+            store.lock().unwrap().push(decoded);
+            let reply = ExportTraceServiceResponse::default().encode_to_vec();
+            let mut frame = vec![0u8];
+            frame.extend_from_slice(&(reply.len() as u32).to_be_bytes());
+            frame.extend_from_slice(&reply);
+            let body = Full::new(Bytes::from(frame)).with_trailers(async {
+                let mut trailers = hyper::HeaderMap::new();
+                trailers.insert("grpc-status", hyper::header::HeaderValue::from_static("0"));
+                Some(Ok(trailers))
+            });
+            Response::builder()
+                .header("content-type", "application/grpc")
+                .body(body.boxed())
+                .unwrap()
+        }
+    }
+}
+
+fn seeded_wire() -> mongo_wire::MongoWire {
+    let wire = mongo_wire::MongoWire::start(
+        "127.0.0.1:0",
+        mongo_wire::Options {
+            latency: Duration::from_millis(5),
+            ..Default::default()
+        },
+    )
+    .expect("start mongo-wire");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = mongodb::Client::with_uri_str(wire.uri()).await.unwrap();
+        reclaimd::seed::seed(&client.database("reclaimd"), 10, 50, false)
+            .await
+            .unwrap();
+    });
+    wire
+}
+
+/// `reclaimd serve` as a subprocess, its stderr collected line by line.
+struct Daemon {
+    child: Child,
+    app: SocketAddr,
+    admin: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+    _config: tempfile_path::TempFile,
+}
+
+mod tempfile_path {
+    /// A file removed on drop.
+    pub struct TempFile(pub std::path::PathBuf);
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+impl Daemon {
+    fn start(wire: &mongo_wire::MongoWire, env: &[(&str, &str)]) -> Daemon {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let config = std::env::temp_dir().join(format!(
+            "reclaimd-telemetry-export-{}-{}.toml",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        ));
+        std::fs::write(&config, "mode = \"sync\"\n").unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reclaimd"));
+        cmd.arg("serve").arg("--config").arg(&config);
+        // Only what this test sets: no OTEL_* or RECLAIMD_* from the environment.
+        for (k, _) in std::env::vars() {
+            if k.starts_with("OTEL_") || k.starts_with("RECLAIMD_") || k == "RUST_LOG" {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("RECLAIMD_SERVER__LISTEN", "127.0.0.1:0")
+            .env("RECLAIMD_ADMIN__LISTEN", "127.0.0.1:0")
+            .env("RECLAIMD_MONGODB__URI", wire.uri())
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            // Export soon after each span ends, so the tests don't wait for the 5 s default.
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let mut daemon = Daemon {
+            child,
+            app: "0.0.0.0:0".parse().unwrap(),
+            admin: "0.0.0.0:0".parse().unwrap(),
+            log,
+            _config: tempfile_path::TempFile(config),
+        };
+        let line = daemon.wait_for_log("reclaimd serving");
+        daemon.app = field(&line, "app_addr");
+        daemon.admin = field(&line, "admin_addr");
+        daemon
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The first log line containing `text`, waiting up to a minute for it.
+    fn wait_for_log(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(line) = self.log().into_iter().find(|l| l.contains(text)) {
+                return line;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "daemon exited ({status}) before logging {text:?}: {:#?}",
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {text:?} in the log: {:#?}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit (the telemetry guard flushes on the way out).
+    fn terminate(mut self) -> Vec<String> {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("daemon did not exit after SIGTERM: {:#?}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // Let the reader thread take the last lines.
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(status.success(), "exit {status}: {:#?}", self.log());
+        self.log()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `key=value` from a log line.
+fn field(line: &str, key: &str) -> SocketAddr {
+    let prefix = format!("{key}=");
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&prefix))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+}
+
+/// `GET path`: status and body.
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad response: {response}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn string_attr(attrs: &[KeyValue], key: &str) -> Option<String> {
+    attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(s) => Some(s.clone()),
+            _ => None,
+        }
+    })
+}
+
+fn int_attr(attrs: &[KeyValue], key: &str) -> Option<i64> {
+    attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::IntValue(i) => Some(*i),
+            _ => None,
+        }
+    })
+}
+
+/// Sends a report and a user request, stops the daemon, and checks what arrived.
+fn export_round_trip(protocol: Protocol, env: &[(&str, &str)], service_name: &str) {
+    let wire = seeded_wire();
+    let receiver = Receiver::start(protocol);
+    let endpoint = receiver.endpoint();
+    let mut vars = vec![("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
+    vars.extend_from_slice(env);
+    let daemon = Daemon::start(&wire, &vars);
+    assert_eq!(get(daemon.app, "/api/users/1/report").0, 200);
+    assert_eq!(get(daemon.app, "/api/users/2").0, 200);
+    let log = daemon.terminate();
+    assert!(
+        log.iter().any(|l| l.contains("exporting spans over OTLP")),
+        "{log:#?}"
+    );
+
+    let spans = receiver.spans();
+    assert!(!spans.is_empty(), "nothing received; daemon log: {log:#?}");
+    for (resource, _) in &spans {
+        assert_eq!(
+            string_attr(resource, "service.name").as_deref(),
+            Some(service_name)
+        );
+    }
+    let spans: Vec<Span> = spans.into_iter().map(|(_, s)| s).collect();
+    let report = spans
+        .iter()
+        .find(|s| s.name == REPORT)
+        .unwrap_or_else(|| panic!("no report span: {spans:#?}"));
+    assert_eq!(report.kind, SpanKind::Server as i32);
+    assert!(report.parent_span_id.is_empty());
+    assert_eq!(
+        int_attr(&report.attributes, "http.response.status_code"),
+        Some(200)
+    );
+    assert_eq!(
+        string_attr(&report.attributes, "reclaimd.mode").as_deref(),
+        Some("sync")
+    );
+    let children: Vec<&Span> = spans
+        .iter()
+        .filter(|s| s.trace_id == report.trace_id && s.name != REPORT)
+        .collect();
+    let mut names: Vec<&str> = children.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "aggregate orders",
+            "compute",
+            "compute",
+            "find users",
+            "queue"
+        ],
+        "{children:#?}"
+    );
+    for child in &children {
+        assert_eq!(child.parent_span_id, report.span_id, "{child:#?}");
+    }
+    let find = children.iter().find(|s| s.name == "find users").unwrap();
+    assert_eq!(find.kind, SpanKind::Client as i32);
+    assert_eq!(
+        string_attr(&find.attributes, "db.system.name").as_deref(),
+        Some("mongodb")
+    );
+    assert!(
+        spans.iter().any(|s| s.name == "/api/users/{id}"),
+        "the quick request's span: {spans:#?}"
+    );
+}
+
+#[test]
+fn http_protobuf_export_reaches_the_collector_with_the_whole_span_tree() {
+    export_round_trip(
+        Protocol::Http,
+        &[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")],
+        "reclaimd",
+    );
+}
+
+#[test]
+fn grpc_export_reaches_the_collector_and_otel_service_name_is_honoured() {
+    export_round_trip(
+        Protocol::Grpc,
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_SERVICE_NAME", "reclaimd-grpc-test"),
+        ],
+        "reclaimd-grpc-test",
+    );
+}
+
+#[test]
+fn always_off_sampler_exports_no_spans_and_metrics_still_count() {
+    let wire = seeded_wire();
+    let receiver = Receiver::start(Protocol::Http);
+    let endpoint = receiver.endpoint();
+    let daemon = Daemon::start(
+        &wire,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_TRACES_SAMPLER", "always_off"),
+        ],
+    );
+    for _ in 0..3 {
+        assert_eq!(get(daemon.app, "/api/users/1/report").0, 200);
+    }
+    let (status, metrics) = get(daemon.admin, "/metrics");
+    assert_eq!(status, 200);
+    let count: f64 = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("reclaimd_requests_total{")
+                && l.contains(r#"route="/api/users/{id}/report""#)
+                && l.contains(r#"status="200""#)
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no report request count in {metrics}"));
+    assert_eq!(count, 3.0);
+    let log = daemon.terminate();
+    // The exporter was installed (flushed at exit); the sampler dropped every span.
+    assert!(
+        log.iter().any(|l| l.contains("exporting spans over OTLP")),
+        "{log:#?}"
+    );
+    assert_eq!(receiver.spans().len(), 0, "{:#?}", receiver.spans());
+}
+
+#[test]
+fn without_a_collector_the_daemon_keeps_serving_and_logs_the_export_error_once() {
+    let wire = seeded_wire();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let daemon = Daemon::start(
+        &wire,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", closed.as_str()),
+            // Debug shows each suppressed failure, so the test knows several happened.
+            ("RUST_LOG", "info,reclaimd::telemetry=debug"),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut answered = 0;
+    while !daemon
+        .log()
+        .iter()
+        .any(|l| l.contains("span export failed again"))
+    {
+        assert!(Instant::now() < deadline, "{:#?}", daemon.log());
+        assert_eq!(get(daemon.app, "/api/users/1/report").0, 200);
+        answered += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(answered > 0);
+    let log = daemon.terminate();
+    let warned = log
+        .iter()
+        .filter(|l| l.contains("WARN") && l.contains("span export failed;"))
+        .count();
+    assert_eq!(warned, 1, "{log:#?}");
+    // The SDK's own error log (one line per failed batch) stays filtered out.
+    assert!(
+        !log.iter().any(|l| l.contains("opentelemetry_sdk")
+            || l.contains("opentelemetry-otlp")
+            || l.contains("BatchSpanProcessor")),
+        "{log:#?}"
+    );
+}
