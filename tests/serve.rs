@@ -474,7 +474,9 @@ fn check_config_and_invalid_config_exit_64() {
 #[test]
 fn slow_clients_are_cut_off_and_connections_are_capped() {
     use std::io::{Read, Write};
-    let app = TestApp::start(0, |c| c.server.header_read_timeout = Duration::from_millis(300));
+    let app = TestApp::start(0, |c| {
+        c.server.header_read_timeout = Duration::from_millis(300)
+    });
     let addr = app.server().app_addr;
     // A client that never finishes its request head is disconnected.
     let mut slow = std::net::TcpStream::connect(addr).unwrap();
