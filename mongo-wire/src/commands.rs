@@ -17,6 +17,9 @@ pub const SERVER_VERSION: &str = "7.0.0";
 const DEFAULT_BATCH: usize = 101;
 /// MongoDB caps a batch at 16 MiB of documents.
 const BATCH_BYTES: usize = MAX_BSON_OBJECT_SIZE;
+/// Open cursors kept at most; past it the oldest is discarded (MongoDB times idle cursors out
+/// after 10 minutes; abandoned ones must not grow memory without bound here either).
+const MAX_OPEN_CURSORS: usize = 10_000;
 
 /// Handshake and monitoring commands: exempt from injected latency and not "data commands"
 /// in the in-flight counters. Faults still apply to them.
@@ -242,7 +245,13 @@ impl Engine {
             0
         } else {
             let id = self.next_cursor.fetch_add(1, Ordering::Relaxed);
-            self.cursors().insert(
+            let mut cursors = self.cursors();
+            if cursors.len() >= MAX_OPEN_CURSORS {
+                if let Some(oldest) = cursors.keys().min().copied() {
+                    cursors.remove(&oldest);
+                }
+            }
+            cursors.insert(
                 id,
                 Cursor {
                     ns: ns.clone(),
@@ -256,6 +265,7 @@ impl Engine {
 
     fn find(&self, db: &str, body: &Document) -> QResult<Document> {
         let coll = coll_name(body, "find")?;
+        reject_unsupported(body)?;
         let filter = opt_doc(body, "filter")?.cloned().unwrap_or_default();
         let sort = match opt_doc(body, "sort")? {
             Some(s) => query::parse_sort(s)?,
@@ -334,6 +344,22 @@ fn hello(name: &str, connection_id: i64) -> Document {
 
 pub(crate) fn new_id() -> Bson {
     Bson::ObjectId(ObjectId::new())
+}
+
+/// Options that would change results and that this double does not implement: an error
+/// rather than a silently wrong answer.
+fn reject_unsupported(body: &Document) -> QResult<()> {
+    for key in ["collation", "let", "min", "max", "tailable", "awaitData"] {
+        if body
+            .get(key)
+            .is_some_and(|v| !matches!(v, Bson::Null | Bson::Boolean(false)))
+        {
+            return Err(CmdError::bad_value(format!(
+                "option '{key}' is not supported by mongo-wire"
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn write_error(index: usize, e: &CmdError) -> Bson {
@@ -589,6 +615,7 @@ impl Engine {
                 ))
             }
         };
+        reject_unsupported(body)?;
         let pipeline = doc_array(body, "pipeline")?;
         let cursor_opts = match body.get("cursor") {
             Some(Bson::Document(c)) => c,

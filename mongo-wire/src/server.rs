@@ -355,3 +355,21 @@ async fn execute(shared: &Shared, req: &wire::Request, name: &str, conn_id: i64)
     }
     shared.engine.run(&req.db, &req.body, conn_id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_is_fixed_plus_bounded_jitter() {
+        let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let shared = Shared::new(addr, &crate::Options::default());
+        assert_eq!(shared.next_latency(), Duration::ZERO);
+        let (base, jitter) = (Duration::from_millis(20), Duration::from_millis(5));
+        shared.set_latency(base, jitter);
+        let samples: Vec<Duration> = (0..1000).map(|_| shared.next_latency()).collect();
+        assert!(samples.iter().all(|d| *d >= base && *d <= base + jitter));
+        let distinct: BTreeSet<Duration> = samples.into_iter().collect();
+        assert!(distinct.len() > 100, "jitter varies: {}", distinct.len());
+    }
+}
