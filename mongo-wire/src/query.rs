@@ -306,6 +306,9 @@ fn collect_values<'a>(cur: &'a Bson, parts: &[&str], out: &mut Vec<&'a Bson>) {
 
 fn values_at<'a>(doc: &'a Document, path: &str) -> Vec<&'a Bson> {
     let parts: Vec<&str> = path.split('.').collect();
+    if parts.len() > MAX_PATH_PARTS {
+        return Vec::new();
+    }
     let mut out = Vec::new();
     if let Some((first, rest)) = parts.split_first() {
         if let Some(v) = doc.get(*first) {
@@ -498,6 +501,25 @@ enum Node {
     Sub(HashMap<String, Node>),
 }
 
+/// Field paths deeper than BSON itself may nest are refused: the path walkers recurse once
+/// per component, and a hostile `a.a.a…` key must not exhaust the stack.
+pub const MAX_PATH_PARTS: usize = crate::wire::MAX_BSON_DEPTH;
+
+fn path_too_deep(path: &str) -> bool {
+    path.bytes().filter(|b| *b == b'.').count() >= MAX_PATH_PARTS
+}
+
+fn path_error(path: &str) -> CmdError {
+    CmdError::new(
+        28,
+        "PathNotViable",
+        format!(
+            "field path is deeper than {MAX_PATH_PARTS} components: {}...",
+            &path[..path.len().min(40)]
+        ),
+    )
+}
+
 fn insert_tree(tree: &mut HashMap<String, Node>, path: &str) {
     match path.split_once('.') {
         None => {
@@ -544,6 +566,9 @@ fn include_tree(doc: &Document, tree: &HashMap<String, Node>) -> Document {
 }
 
 fn remove_path(doc: &mut Document, path: &str) {
+    if path_too_deep(path) {
+        return;
+    }
     match path.split_once('.') {
         None => {
             doc.remove(path);
@@ -564,6 +589,9 @@ fn remove_path(doc: &mut Document, path: &str) {
 
 /// Sets `path`, creating intermediate documents. Fails if a parent is not a document.
 pub fn set_path(doc: &mut Document, path: &str, value: Bson) -> QResult<()> {
+    if path_too_deep(path) {
+        return Err(path_error(path));
+    }
     match path.split_once('.') {
         None => {
             doc.insert(path.to_string(), value);
@@ -601,6 +629,9 @@ impl Projection {
         let mut computed = Vec::new();
         let mut id = true;
         for (k, v) in spec {
+            if path_too_deep(k) {
+                return Err(path_error(k));
+            }
             let flag = match v {
                 Bson::Boolean(b) => Some(*b),
                 v if is_number(v) => Some(as_f64(v) != Some(0.0)),
@@ -916,6 +947,24 @@ mod tests {
         assert!(!t(doc! { "s": { "$gt": 1 } }), "no cross-type $gt");
         assert!(t(doc! { "$or": [ { "s": "x" }, { "_id": 5 } ] }));
         assert!(matches(&d, &doc! { "a": { "$regex": "x" } }).is_err());
+    }
+
+    #[test]
+    fn hostile_deep_paths_do_not_recurse() {
+        let deep = vec!["a"; 1_000_000].join(".");
+        let d = doc! { "a": 1 };
+        let mut f = Document::new();
+        f.insert(deep.clone(), 1);
+        assert_eq!(matches(&d, &f), Ok(false));
+        let mut u = Document::new();
+        u.insert(deep.clone(), 1);
+        let mut target = d.clone();
+        assert!(apply_update(&mut target, &doc! { "$set": u.clone() }, false).is_err());
+        assert!(apply_update(&mut target, &doc! { "$unset": u.clone() }, false).is_ok());
+        assert!(Projection::parse(&u).is_err());
+        let mut seed = Document::new();
+        seed.insert(deep, 1);
+        let _ = upsert_seed(&seed);
     }
 
     #[test]

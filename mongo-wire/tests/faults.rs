@@ -380,3 +380,58 @@ fn dropping_the_server_stops_it() {
     assert_closed(s);
     assert!(TcpStream::connect(addr).is_err(), "listener closed on drop");
 }
+
+#[test]
+fn sync_client_sees_faults_too() {
+    let server = common::double(Options::default());
+    let h = server.handle();
+    let uri = common::with_options(
+        &server.uri(),
+        "serverSelectionTimeoutMS=500&heartbeatFrequencyMS=500&retryReads=false",
+    );
+    let c = mongodb::sync::Client::with_uri_str(&uri).expect("sync client");
+    let coll = c.database("sync_faults").collection::<Document>("users");
+    coll.insert_one(doc! { "_id": 1 }).run().expect("seed");
+
+    // Dropped while in flight: a closed connection.
+    h.set_latency(Duration::from_secs(30), Duration::ZERO);
+    let worker = {
+        let coll = coll.clone();
+        std::thread::spawn(move || coll.find_one(doc! { "_id": 1 }).run())
+    };
+    for _ in 0..1000 {
+        if h.in_flight() == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(h.in_flight(), 1);
+    h.drop_connections();
+    let err = worker
+        .join()
+        .expect("worker thread")
+        .expect_err("connection closed");
+    assert!(matches!(*err.kind, ErrorKind::Io(_)), "{err:?}");
+    h.set_latency(Duration::ZERO, Duration::ZERO);
+
+    // Server down: server selection timeout (possibly after one closed-connection error).
+    h.set_refuse(true);
+    let mut err = coll.find_one(doc! {}).run().expect_err("down");
+    if !matches!(*err.kind, ErrorKind::ServerSelection { .. }) {
+        err = coll.find_one(doc! {}).run().expect_err("still down");
+    }
+    assert!(
+        matches!(*err.kind, ErrorKind::ServerSelection { .. }),
+        "{err:?}"
+    );
+    h.set_refuse(false);
+    let recovered = (0..20).any(|_| coll.find_one(doc! {}).run().is_ok());
+    assert!(recovered, "sync client recovers");
+}
+
+#[test]
+fn server_and_handle_are_thread_safe_values() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<mongo_wire::MongoWire>();
+    assert_send_sync::<mongo_wire::Handle>();
+}
