@@ -1168,3 +1168,36 @@ fn e2e_script_parses_and_queries_every_dashboard() {
     };
     run(&bash, &["-n", "ci/e2e.sh"], &repo());
 }
+
+#[test]
+fn dashboards_have_unique_ids_and_panels_that_do_not_overlap() {
+    let mut uids = BTreeSet::new();
+    for (file, dashboard) in dashboards() {
+        let uid = dashboard["uid"].as_str().unwrap_or_default().to_string();
+        assert!(!uid.is_empty(), "{file} has no uid");
+        assert!(uids.insert(uid.clone()), "{file}: uid {uid} is used twice");
+        let mut ids = BTreeSet::new();
+        let mut boxes: Vec<(String, [u64; 4])> = Vec::new();
+        for panel in panels(&dashboard) {
+            let title = panel["title"].as_str().unwrap_or_default().to_string();
+            let id = panel["id"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{file}: {title} has no id"));
+            assert!(ids.insert(id), "{file}: panel id {id} is used twice");
+            let g = &panel["gridPos"];
+            let [x, y, w, h] = ["x", "y", "w", "h"].map(|k| {
+                g[k].as_u64()
+                    .unwrap_or_else(|| panic!("{file}: {title} gridPos.{k}"))
+            });
+            assert!(
+                w > 0 && h > 0 && x + w <= 24,
+                "{file}: {title} is off the 24-column grid"
+            );
+            for (other, [ox, oy, ow, oh]) in &boxes {
+                let apart = x + w <= *ox || *ox + ow <= x || y + h <= *oy || *oy + oh <= y;
+                assert!(apart, "{file}: panels {title:?} and {other:?} overlap");
+            }
+            boxes.push((title, [x, y, w, h]));
+        }
+    }
+}
