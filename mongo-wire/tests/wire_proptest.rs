@@ -90,3 +90,79 @@ proptest! {
         prop_assert_eq!(got, want);
     }
 }
+
+mod over_tcp {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, SocketAddr, TcpStream};
+    use std::sync::OnceLock;
+    use std::time::Duration;
+
+    use super::*;
+    use mongo_wire::{MongoWire, Options};
+
+    fn server() -> SocketAddr {
+        static SERVER: OnceLock<MongoWire> = OnceLock::new();
+        SERVER
+            .get_or_init(|| MongoWire::start("127.0.0.1:0", Options::default()).expect("start"))
+            .addr()
+    }
+
+    fn ping_ok(addr: SocketAddr) -> bool {
+        let Ok(mut s) = TcpStream::connect(addr) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        let msg = wire::encode_op_msg(1, 0, &doc! { "ping": 1, "$db": "admin" }, &[]);
+        let mut len = [0u8; 4];
+        s.write_all(&msg).is_ok() && s.read_exact(&mut len).is_ok()
+    }
+
+    fn command() -> impl Strategy<Value = Document> {
+        let name = prop::sample::select(vec![
+            "find",
+            "insert",
+            "update",
+            "delete",
+            "aggregate",
+            "count",
+            "getMore",
+            "hello",
+            "createIndexes",
+            "drop",
+            "nope",
+        ]);
+        (name, document()).prop_map(|(name, rest)| {
+            let mut d = doc! { name: "c" };
+            d.extend(rest);
+            d.insert("$db", "fuzz");
+            d
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Commands and corrupted frames sent to a live server: it keeps serving.
+        #[test]
+        fn live_server_survives_arbitrary_traffic(
+            cmd in command(),
+            docs in prop::collection::vec(document(), 0..3),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        ) {
+            let addr = server();
+            let mut msg = wire::encode_op_msg(3, 0, &cmd, &[("documents", docs)]);
+            for (i, b) in flips {
+                let i = i.index(msg.len());
+                msg[i] = b;
+            }
+            if let Ok(mut s) = TcpStream::connect(addr) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let _ = s.write_all(&msg);
+                let _ = s.shutdown(Shutdown::Write);
+                let mut sink = Vec::new();
+                let _ = s.read_to_end(&mut sink);
+            }
+            prop_assert!(ping_ok(addr), "server still answers");
+        }
+    }
+}
