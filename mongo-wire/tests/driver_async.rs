@@ -332,6 +332,17 @@ async fn updates_deletes_and_counts() {
         .expect("no-op update");
     assert_eq!((r.matched_count, r.modified_count), (1, 0));
 
+    // Replacement keeps _id.
+    let r = users
+        .replace_one(doc! { "_id": 4 }, doc! { "tier": "basic", "visits": 40 })
+        .await
+        .expect("replace_one");
+    assert_eq!((r.matched_count, r.modified_count), (1, 1));
+    assert_eq!(
+        users.find_one(doc! { "_id": 4 }).await.expect("find"),
+        Some(doc! { "_id": 4, "tier": "basic", "visits": 40 })
+    );
+
     assert_eq!(
         users
             .count_documents(doc! { "tier": "basic" })
