@@ -19,7 +19,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use tokio_metrics::TaskMonitor;
 
 use crate::config::{Config, ConfigError, Source, WorkloadConfig};
-use crate::db::{Clients, Db};
+use crate::db::{Backend, Clients, Db};
 use crate::error::AppError;
 use crate::handlers::{self, Ctx, Reply, Route};
 use crate::measure::{block_on, Instrumented, Phase, Timing, Tracker};
@@ -462,7 +462,13 @@ fn worker_loop(
             span: &job.span,
             spans,
         };
-        let db = Db::sync(&clients.sync, &job.tracker, &metrics, &job.span, spans);
+        let db = Db::new(
+            Backend::Sync(&clients.sync),
+            &job.tracker,
+            &metrics,
+            &job.span,
+            spans,
+        );
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
             block_on(handlers::handle(&job.route, &job.body, &ctx, &db))
         }))
@@ -527,8 +533,8 @@ impl AsyncRuntime {
                 span: &job.span,
                 spans,
             };
-            let db = Db::new_async(
-                &app.clients.async_,
+            let db = Db::new(
+                Backend::Async(&app.clients.async_),
                 &job.tracker,
                 &app.metrics,
                 &job.span,

@@ -83,14 +83,15 @@ impl Clients {
 
 /// The database as seen by one request.
 pub struct Db<'a> {
-    kind: Kind<'a>,
+    kind: Backend<'a>,
     tracker: &'a Tracker,
     metrics: &'a Metrics,
     parent: &'a tracing::Span,
     spans: bool,
 }
 
-enum Kind<'a> {
+/// Which client a request uses: the blocking one (sync mode) or the async one.
+pub enum Backend<'a> {
     Sync(&'a mongodb::sync::Database),
     Async(&'a mongodb::Database),
 }
@@ -106,31 +107,16 @@ pub struct StatusStats {
 }
 
 impl<'a> Db<'a> {
-    pub fn sync(
-        db: &'a mongodb::sync::Database,
+    /// The database for one request, through `backend` (which decides the mode).
+    pub fn new(
+        backend: Backend<'a>,
         tracker: &'a Tracker,
         metrics: &'a Metrics,
         parent: &'a tracing::Span,
         spans: bool,
     ) -> Self {
         Db {
-            kind: Kind::Sync(db),
-            tracker,
-            metrics,
-            parent,
-            spans,
-        }
-    }
-
-    pub fn new_async(
-        db: &'a mongodb::Database,
-        tracker: &'a Tracker,
-        metrics: &'a Metrics,
-        parent: &'a tracing::Span,
-        spans: bool,
-    ) -> Self {
-        Db {
-            kind: Kind::Async(db),
+            kind: backend,
             tracker,
             metrics,
             parent,
@@ -143,8 +129,8 @@ impl<'a> Db<'a> {
         let filter = doc! {"_id": id};
         self.observe("find", USERS, async {
             match self.kind {
-                Kind::Sync(db) => db.collection::<Document>(USERS).find_one(filter).run(),
-                Kind::Async(db) => db.collection::<Document>(USERS).find_one(filter).await,
+                Backend::Sync(db) => db.collection::<Document>(USERS).find_one(filter).run(),
+                Backend::Async(db) => db.collection::<Document>(USERS).find_one(filter).await,
             }
         })
         .await
@@ -166,12 +152,12 @@ impl<'a> Db<'a> {
         let docs = self
             .observe("aggregate", ORDERS, async {
                 match self.kind {
-                    Kind::Sync(db) => db
+                    Backend::Sync(db) => db
                         .collection::<Document>(ORDERS)
                         .aggregate(pipeline)
                         .run()?
                         .collect::<Result<Vec<_>, _>>(),
-                    Kind::Async(db) => {
+                    Backend::Async(db) => {
                         let mut cursor = db
                             .collection::<Document>(ORDERS)
                             .aggregate(pipeline)
@@ -192,8 +178,8 @@ impl<'a> Db<'a> {
     pub async fn insert_order(&self, order: Document) -> Result<(), AppError> {
         self.observe("insert", ORDERS, async {
             match self.kind {
-                Kind::Sync(db) => db.collection::<Document>(ORDERS).insert_one(order).run(),
-                Kind::Async(db) => db.collection::<Document>(ORDERS).insert_one(order).await,
+                Backend::Sync(db) => db.collection::<Document>(ORDERS).insert_one(order).run(),
+                Backend::Async(db) => db.collection::<Document>(ORDERS).insert_one(order).await,
             }
         })
         .await
@@ -209,8 +195,8 @@ impl<'a> Db<'a> {
     ) -> Result<T, AppError> {
         let span = if self.spans {
             let (namespace, system) = match self.kind {
-                Kind::Sync(db) => (db.name().to_string(), "mongodb"),
-                Kind::Async(db) => (db.name().to_string(), "mongodb"),
+                Backend::Sync(db) => (db.name().to_string(), "mongodb"),
+                Backend::Async(db) => (db.name().to_string(), "mongodb"),
             };
             tracing::info_span!(
                 parent: self.parent,
@@ -227,7 +213,7 @@ impl<'a> Db<'a> {
         } else {
             tracing::Span::none()
         };
-        let blocking = matches!(self.kind, Kind::Sync(_));
+        let blocking = matches!(self.kind, Backend::Sync(_));
         if blocking {
             self.tracker.transition_on_thread(Phase::Db, Instant::now());
         }
