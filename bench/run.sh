@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# The reclaimd benchmark suite.
+#
+# Drives real processes — mongo-wire (the MongoDB test double, latency injected per command),
+# `reclaimd serve`, `reclaimd load` and a plain hyper hello-world (examples/hello.rs) — and
+# writes BENCHMARKS.md: the tables, bench/p1.svg, the machine it ran on and every command it
+# ran. Each figure is a ratio of two measurements taken in the same run. About 10 minutes on
+# 2 cores.
+#
+#   bench/run.sh                 # everything: P1..P6, then BENCHMARKS.md
+#   bench/run.sh P1 P5           # some experiments (BENCHMARKS.md shows what was run)
+#   BENCH_SECONDS=3 bench/run.sh # shorter load points (a smoke run; numbers get noisier)
+#
+# Results (load reports as JSON, process figures as key=value, logs) go to target/bench/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=${BENCH_OUT:-$ROOT/target/bench}
+SECS=${BENCH_SECONDS:-8}
+SEED=${BENCH_SEED:-42}
+# wait:compute 9:1 for the report route: two DB round trips of 18 ms, two 2 ms compute segments.
+DB_MS=${BENCH_DB_MS:-18}
+COMPUTE_MS=${BENCH_COMPUTE_MS:-2}
+EXPERIMENTS=("$@")
+[ ${#EXPERIMENTS[@]} -gt 0 ] || EXPERIMENTS=(P1 P2 P3 P4 P5 P6)
+
+want() { [[ " ${EXPERIMENTS[*]} " == *" $1 "* ]]; }
+log() { printf '\n== %s\n' "$*" >&2; }
+
+rm -rf "$OUT"
+mkdir -p "$OUT"
+: >"$OUT/commands.txt"
+
+# Every command whose numbers are reported is written down exactly as run.
+cmd() {
+    printf '%s\n' "$*" | sed "s|$ROOT/||g" >>"$OUT/commands.txt"
+}
+
+log "building (release)"
+cargo build --release --bin reclaimd -p mongo-wire --example hello --example bench_report >&2
+BIN=$ROOT/target/release/reclaimd
+MW=$ROOT/target/release/mongo-wire
+HELLO=$ROOT/target/release/examples/hello
+REPORT=$ROOT/target/release/examples/bench_report
+
+# 10,000 concurrent requests (P4) need as many sockets in the generator and the daemon.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 12000 ]; then
+    echo "warning: ulimit -n is $(ulimit -n); P4 needs about 12000 file descriptors" >&2
+fi
+
+# Free loopback ports, chosen at random so parallel runs and other daemons are left alone.
+pick_port() {
+    local p
+    while :; do
+        p=$((20000 + RANDOM % 30000))
+        if ! ss -ltn 2>/dev/null | grep -q ":$p "; then
+            echo "$p"
+            return
+        fi
+    done
+}
+MW_PORT=$(pick_port)
+APP_PORT=$(pick_port)
+ADMIN_PORT=$(pick_port)
+HELLO_PORT=$(pick_port)
+APP=http://127.0.0.1:$APP_PORT
+ADMIN=http://127.0.0.1:$ADMIN_PORT
+HELLO_URL=http://127.0.0.1:$HELLO_PORT
+MONGO_URI=mongodb://127.0.0.1:$MW_PORT
+
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    exec 7>&- 2>/dev/null || true
+}
+trap cleanup EXIT
+
+wait_for() { # URL [seconds]
+    local i
+    for ((i = 0; i < ${2:-20} * 10; i++)); do
+        curl -sf -o /dev/null "$1" && return 0
+        sleep 0.1
+    done
+    echo "error: $1 did not come up" >&2
+    return 1
+}
+
+cpu_seconds() { # PID: user+system CPU seconds so far
+    awk -v tck="$(getconf CLK_TCK)" '{ printf "%.3f\n", ($14 + $15) / tck }' "/proc/$1/stat"
+}
+status_kb() { # PID FIELD (VmRSS, VmHWM)
+    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
+}
+
+# ---- machine
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (dirty)')"
+    echo "cpu: $(lscpu 2>/dev/null | awk -F: '/Model name/ { gsub(/^ +/, "", $2); print $2; exit }'), $(nproc) cores"
+    echo "memory: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    echo "kernel: $(uname -sr)"
+    echo "rustc: $(rustc --version)"
+    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$OUT/machine.txt"
+
+# ---- the MongoDB test double: one process for the whole run; its latency is changed through
+# its standard input (`latency MS`), so the seeded data survives.
+mkfifo "$OUT/mongo-wire.ctl"
+cmd "$MW --listen 127.0.0.1:$MW_PORT --latency-ms 0"
+"$MW" --listen "127.0.0.1:$MW_PORT" --latency-ms 0 <"$OUT/mongo-wire.ctl" >"$OUT/mongo-wire.log" 2>&1 &
+PIDS+=($!)
+exec 7>"$OUT/mongo-wire.ctl"
+for ((i = 0; i < 100; i++)); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$MW_PORT") 2>/dev/null && break
+    sleep 0.1
+done
+db_latency() {
+    cmd "(mongo-wire stdin) latency $1"
+    echo "latency $1" >&7
+    sleep 0.2
+}
+
+log "seeding"
+cmd "RECLAIMD_MONGODB__URI=$MONGO_URI $BIN seed --users 1000 --orders 10000"
+RECLAIMD_MONGODB__URI=$MONGO_URI "$BIN" seed --users 1000 --orders 10000 >"$OUT/seed.log" 2>&1
+
+# ---- the daemon: started fresh for each configuration, settings as environment overrides.
+DAEMON=
+start_daemon() { # NAME VAR=VALUE...
+    local name=$1
+    shift
+    local env=(RECLAIMD_MONGODB__URI="$MONGO_URI" RECLAIMD_SERVER__LISTEN="127.0.0.1:$APP_PORT"
+        RECLAIMD_ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT" RUST_LOG=warn "$@")
+    cmd "${env[*]} $BIN serve --config config/reclaimd.toml   # $name"
+    env "${env[@]}" "$BIN" serve --config config/reclaimd.toml >"$OUT/$name.daemon.log" 2>&1 &
+    DAEMON=$!
+    PIDS+=("$DAEMON")
+    wait_for "$ADMIN/readyz"
+    wait_for "$APP/api/users/1"
+}
+stop_daemon() {
+    kill -TERM "$DAEMON" 2>/dev/null || true
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$DAEMON" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$DAEMON" 2>/dev/null || true
+    wait "$DAEMON" 2>/dev/null || true
+}
+
+load() { # NAME load-args...: runs `reclaimd load`, JSON to $OUT/NAME.json
+    local name=$1
+    shift
+    cmd "$BIN load $* --json $OUT/$name.json"
+    "$BIN" load "$@" --json "$OUT/$name.json" >"$OUT/$name.txt" 2>"$OUT/$name.log"
+    sed -n '4,5p' "$OUT/$name.txt" >&2
+}
+
+# A load run against the current daemon, also recording the daemon's CPU time during it.
+load_with_cpu() { # NAME load-args...
+    local name=$1 before after
+    shift
+    before=$(cpu_seconds "$DAEMON")
+    load "$name" "$@"
+    after=$(cpu_seconds "$DAEMON")
+    echo "daemon_cpu_s=$(awk -v a="$after" -v b="$before" 'BEGIN { printf "%.3f", a - b }')" >"$OUT/$name.kv"
+}
+
+COMMON=(--arrival poisson --seed "$SEED" --users 1000 --timeout 10s)
+WORKLOAD=(RECLAIMD_WORKLOAD__REPORT_COMPUTE_MS="$COMPUTE_MS" RECLAIMD_LIMITS__MAX_QUEUE=100)
+P1_RATES=(10 20 40 80 160 240 320)
+
+# ---- P1: sync with 1 worker vs async with 1 thread at wait:compute 9:1, offered load swept.
+if want P1; then
+    db_latency "$DB_MS"
+    for mode in sync async; do
+        log "P1 $mode"
+        start_daemon "p1-$mode" RECLAIMD_MODE=$mode RECLAIMD_SYNC__WORKERS=1 \
+            RECLAIMD_ASYNC__WORKER_THREADS=1 "${WORKLOAD[@]}"
+        for rate in "${P1_RATES[@]}"; do
+            load_with_cpu "p1-$mode-$rate" --target "$APP" --rate "$rate" --duration "${SECS}s" \
+                --mix report=1 "${COMMON[@]}"
+        done
+        stop_daemon
+    done
+fi
+
+# ---- P2: sync with N workers against the model N / (compute + wait).
+if want P2; then
+    db_latency "$DB_MS"
+    for n in 1 4 16 64; do
+        log "P2 sync workers=$n"
+        # Offer 1.5x the model's throughput (40 ms per report at 9:1), so the pool saturates.
+        rate=$(awk -v n="$n" -v w="$DB_MS" -v c="$COMPUTE_MS" 'BEGIN { printf "%d", 1.5 * n * 1000 / (2 * (w + c)) + 1 }')
+        [ "$rate" -le 800 ] || rate=800
+        start_daemon "p2-sync$n" RECLAIMD_MODE=sync RECLAIMD_SYNC__WORKERS=$n "${WORKLOAD[@]}"
+        load_with_cpu "p2-sync$n" --target "$APP" --rate "$rate" --duration "${SECS}s" \
+            --mix report=1 "${COMMON[@]}"
+        stop_daemon
+    done
+fi
+
+# ---- P3: instrumentation overhead: spans on vs off, same load, daemon CPU per request.
+if want P3; then
+    db_latency 0
+    for spans in true false; do
+        log "P3 spans=$spans"
+        start_daemon "p3-spans-$spans" RECLAIMD_MODE=async RECLAIMD_ASYNC__WORKER_THREADS=1 \
+            RECLAIMD_TELEMETRY__SPANS=$spans
+        load_with_cpu "p3-spans-$spans" --target "$APP" --rate 400 --duration "${SECS}s" \
+            --mix user=1,report=1 "${COMMON[@]}"
+        stop_daemon
+    done
+fi
+
+# ---- P4: memory with 10,000 requests waiting at once: async (1 thread) vs sync (1000 workers).
+if want P4; then
+    db_latency 5000
+    for mode in async sync; do
+        log "P4 $mode"
+        start_daemon "p4-$mode" RECLAIMD_MODE=$mode RECLAIMD_ASYNC__WORKER_THREADS=1 \
+            RECLAIMD_SYNC__WORKERS=1000 RECLAIMD_LIMITS__MAX_QUEUE=20000 \
+            RECLAIMD_LIMITS__MAX_IN_FLIGHT=20000 RECLAIMD_LIMITS__REQUEST_TIMEOUT=60s \
+            RECLAIMD_MONGODB__MAX_POOL_SIZE=1000
+        idle=$(status_kb "$DAEMON" VmRSS)
+        # 2500 req/s for 4 s: 10,000 requests, none answered before the 5 s DB wait ends.
+        args=(--target "$APP" --rate 2500 --duration 4s --arrival constant --mix user=1
+            --users 1000 --seed "$SEED" --max-in-flight 12000 --timeout 60s)
+        cmd "$BIN load ${args[*]}   # sampled at 4.6 s, then stopped"
+        "$BIN" load "${args[@]}" >"$OUT/p4-$mode.txt" 2>"$OUT/p4-$mode.log" &
+        loader=$!
+        PIDS+=("$loader")
+        sleep 4.6
+        rss=$(status_kb "$DAEMON" VmRSS)
+        curl -sf "$ADMIN/metrics" >"$OUT/p4-$mode.metrics" || true
+        waiting=$(awk '/^reclaimd_requests_in_state\{/ { s += $2 } END { printf "%d", s }' "$OUT/p4-$mode.metrics")
+        queued=$(awk '/^reclaimd_queue_depth\{/ { s += $2 } END { printf "%d", s }' "$OUT/p4-$mode.metrics")
+        threads=$(awk '$1 == "Threads:" { print $2 }' "/proc/$DAEMON/status")
+        hwm=$(status_kb "$DAEMON" VmHWM)
+        kill -KILL "$loader" 2>/dev/null || true
+        wait "$loader" 2>/dev/null || true
+        stop_daemon
+        printf 'rss_idle_kb=%s\nrss_kb=%s\nhwm_kb=%s\nin_state=%s\nqueued=%s\nthreads=%s\n' \
+            "$idle" "$rss" "$hwm" "$waiting" "$queued" "$threads" >"$OUT/p4-$mode.kv"
+        echo "  rss idle ${idle} kB, with 10k waiting ${rss} kB (peak ${hwm} kB), in state ${waiting}, threads ${threads}" >&2
+    done
+    db_latency 0
+fi
+
+# ---- P5: HTTP overhead: the quick route at zero DB latency vs a plain hyper hello-world,
+# both driven by one `reclaimd load` with the identical schedule.
+if want P5; then
+    db_latency 0
+    log "P5"
+    cmd "$HELLO 127.0.0.1:$HELLO_PORT 1"
+    "$HELLO" "127.0.0.1:$HELLO_PORT" 1 >"$OUT/hello.log" 2>&1 &
+    hello=$!
+    PIDS+=("$hello")
+    wait_for "$HELLO_URL/"
+    start_daemon p5 RECLAIMD_MODE=async RECLAIMD_ASYNC__WORKER_THREADS=1
+    hb=$(cpu_seconds "$hello")
+    load_with_cpu p5 --target "$APP" --target "$HELLO_URL" --rate 1000 --duration "${SECS}s" \
+        --mix user=1 "${COMMON[@]}"
+    ha=$(cpu_seconds "$hello")
+    echo "hello_cpu_s=$(awk -v a="$ha" -v b="$hb" 'BEGIN { printf "%.3f", a - b }')" >>"$OUT/p5.kv"
+    stop_daemon
+    kill "$hello" 2>/dev/null || true
+fi
+
+# ---- P6: the load generator's own ceiling on one core (`--threads 1`), against hello-world.
+if want P6; then
+    log "P6"
+    "$HELLO" "127.0.0.1:$HELLO_PORT" 1 >"$OUT/hello.log" 2>&1 &
+    hello=$!
+    PIDS+=("$hello")
+    wait_for "$HELLO_URL/"
+    for rate in 2000 5000 10000 20000 40000; do
+        load "p6-$rate" --target "$HELLO_URL" --rate "$rate" --duration "$(((SECS + 1) / 2))s" \
+            --arrival constant --mix user=1 --seed "$SEED" --threads 1 --timeout 10s
+    done
+    kill "$hello" 2>/dev/null || true
+fi
+
+log "writing BENCHMARKS.md"
+cmd "$REPORT $OUT BENCHMARKS.md"
+"$REPORT" "$OUT" BENCHMARKS.md bench/p1.svg
+echo "BENCHMARKS.md and bench/p1.svg written; raw results in ${OUT#"$ROOT"/}" >&2
