@@ -37,7 +37,8 @@ cmd() {
 }
 
 log "building (release)"
-cargo build --release --bin reclaimd -p mongo-wire --example hello --example bench_report >&2
+cargo build --release -p mongo-wire --bin mongo-wire >&2
+cargo build --release -p reclaimd --bin reclaimd --example hello --example bench_report >&2
 BIN=$ROOT/target/release/reclaimd
 MW=$ROOT/target/release/mongo-wire
 HELLO=$ROOT/target/release/examples/hello

@@ -379,6 +379,19 @@ impl fmt::Display for LoadReport {
             ],
             &rows,
         );
+        for (i, t) in self.targets.iter().enumerate() {
+            // The generator's own delay is inside every latency above; say when it matters.
+            if t.lateness_ms.p99 > 10.0 {
+                let _ = writeln!(
+                    out,
+                    "note: [{}] the generator itself sent late (lateness p99 {}, max {}); \
+                     latencies include that delay",
+                    i + 1,
+                    fmt_ms(t.lateness_ms.p99),
+                    fmt_ms(t.lateness_ms.max)
+                );
+            }
+        }
         out.push('\n');
         out.push_str("errors by status / kind:\n");
         for (i, t) in self.targets.iter().enumerate() {

@@ -466,17 +466,13 @@ pub fn render_runs(runs: &[LectureRun], width: usize) -> String {
          sched;\nthe daemon interleaves db and compute. Perceived = sent to response read.\n",
     );
     if let [a, b] = runs {
-        let _ = writeln!(
-            out,
-            "\n{:<26} {:>22} {:>22}",
-            "perceived (x natural)",
-            a.title(),
-            b.title()
-        );
+        let (ta, tb) = (a.title(), b.title());
+        let w = ta.len().max(tb.len()).max(14);
+        let _ = writeln!(out, "\n{:<26} {ta:>w$} {tb:>w$}", "perceived (x natural)");
         for (ra, rb) in a.requests.iter().zip(&b.requests) {
             let _ = writeln!(
                 out,
-                "{:<26} {:>22} {:>22}",
+                "{:<26} {:>w$} {:>w$}",
                 ra.request.label(),
                 format!("{} ({:.1}x)", fmt_ms(ra.perceived()), ra.slowdown()),
                 format!("{} ({:.1}x)", fmt_ms(rb.perceived()), rb.slowdown()),

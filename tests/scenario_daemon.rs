@@ -1,0 +1,59 @@
+//! End to end: `scenario lecture` against the real daemon (in-process, on mongo-wire with
+//! 20 ms per DB command) in both modes. Asserts the lecture's ordering, not times.
+
+mod common;
+
+use common::TestApp;
+use reclaimd::load::Route;
+use reclaimd::scenario::{lecture, render_runs, LectureOptions, LectureRun};
+use reclaimd::server_timing::Mode;
+
+fn run(mode: Mode) -> LectureRun {
+    let app = TestApp::start(20, |c| {
+        c.mode = mode;
+        c.sync.workers = 1;
+        c.async_.worker_threads = 1;
+    });
+    let base = app.url("");
+    app.rt
+        .block_on(lecture(&base, LectureOptions::default()))
+        .expect("the lecture runs")
+}
+
+#[test]
+fn sync_with_one_worker_the_quick_request_finishes_last_and_waits_longest() {
+    let run = run(Mode::Sync);
+    assert_eq!(run.mode, Some(Mode::Sync));
+    let quick = run.quick().expect("a quick request");
+    let long: Vec<_> = run
+        .requests
+        .iter()
+        .filter(|r| r.request.route == Route::Report)
+        .collect();
+    assert_eq!(long.len(), 2);
+    for other in &long {
+        assert!(quick.finished_at > other.finished_at, "{run:#?}");
+        assert!(quick.timing.queue > other.timing.queue, "{run:#?}");
+        assert!(quick.perceived() > other.perceived(), "{run:#?}");
+    }
+    // Waiting behind two long requests, several times its natural time.
+    assert!(quick.slowdown() > 2.0, "{run:#?}");
+    let text = render_runs(std::slice::from_ref(&run), 60);
+    assert!(text.contains("finish order: 1, 2, 3."), "{text}");
+}
+
+#[test]
+fn async_with_one_thread_the_quick_request_finishes_first() {
+    let run = run(Mode::Async);
+    assert_eq!(run.mode, Some(Mode::Async));
+    let quick = run.quick().expect("a quick request");
+    for other in run
+        .requests
+        .iter()
+        .filter(|r| r.request.route == Route::Report)
+    {
+        assert!(quick.finished_at < other.finished_at, "{run:#?}");
+    }
+    let text = render_runs(std::slice::from_ref(&run), 60);
+    assert!(text.contains("finish order: 3,"), "{text}");
+}
