@@ -204,11 +204,31 @@ sed -i 's/^mode = "sync"/mode = "async"/' "$main_config"
 log "flipped $main_config to async at t=$((SECONDS - t0))s"
 
 while ((SECONDS - t0 < data_after)); do sleep 1; done
+# The flip is visible: the active mode changed, and the dashboard's "Mode → async" annotation
+# query fires for the main instance (it looks back 30 s, so check well inside that window).
+annotation=$(jq -r '.annotations.list[] | select(.name == "Mode → async") | .expr' \
+  grafana/dashboards/reclaimed-waiting-time.json | substitute)
+[[ -n $annotation ]] || die "no \"Mode → async\" annotation in the main dashboard"
+flip_seen=
+while ((SECONDS - t0 < flip_at + 25)); do
+  if [[ $(query "reclaimd_mode{instance=\"reclaimd\", mode=\"async\"} == 1") == 1 ]] &&
+    [[ $(query "($annotation) and on (instance) reclaimd_build_info{instance=\"reclaimd\"}") == 1 ]]; then
+    flip_seen=1
+    break
+  fi
+  sleep 1
+done
+if [[ -n $flip_seen ]]; then
+  ok "t=$((SECONDS - t0))s mode flip by file edit: reclaimd now async, flip annotation fires"
+else
+  not_ok "mode flip by file edit not visible (reclaimd_mode or the annotation query)"
+fi
+
 pending=$work/pending.tsv
 cp "$panel_queries" "$pending"
 while :; do
   : >"$work/still.tsv"
-  while IFS=$'\t' read -r file title expr; do
+  while IFS=$'\t' read -r file title expr _; do
     n=$(query "$(printf '%s' "$expr" | substitute)" 2>"$work/query-error.log") || n=error
     if [[ $n =~ ^[0-9]+$ ]] && ((n > 0)); then
       ok "t=$((SECONDS - t0))s $file: \"$title\": $n series"
@@ -226,18 +246,6 @@ while :; do
   fi
   sleep 3
 done
-
-# The flip is visible: the active mode changed, and the dashboard's "Mode → async" annotation
-# query fires for the main instance.
-annotation=$(jq -r '.annotations.list[] | select(.name == "Mode → async") | .expr' \
-  grafana/dashboards/reclaimed-waiting-time.json | substitute)
-[[ -n $annotation ]] || die "no \"Mode → async\" annotation in the main dashboard"
-if [[ $(query "reclaimd_mode{instance=\"reclaimd\", mode=\"async\"} == 1") == 1 ]] &&
-  [[ $(query "($annotation) and on (instance) reclaimd_build_info{instance=\"reclaimd\"}") == 1 ]]; then
-  ok "mode flip by file edit: reclaimd now async, flip annotation fires"
-else
-  not_ok "mode flip by file edit not visible (reclaimd_mode or the annotation query)"
-fi
 
 # Reclaimed fraction of DB wait, per mode, on the identically loaded pair.
 fraction='sum by (mode) (rate(reclaimd_reclaimed_seconds_total{instance=~"reclaimd-sync|reclaimd-async"}[1m]))
