@@ -354,11 +354,13 @@ fn invalid_config_file_is_rejected_whole_and_the_running_config_stays() {
 
 #[test]
 fn core_claim_db_concurrency_is_capped_by_threads_in_sync_but_not_in_async() {
-    // wait:compute ≈ 9:1 — 2 DB calls of 20 ms, 2 compute segments of 2.2 ms.
-    let app = TestApp::start(20, |c| {
+    // wait:compute ≈ 9:1 — 2 DB calls of 100 ms, 2 compute segments of 11 ms. The long
+    // latency keeps the claim independent of how quickly the test client's 20 requests
+    // arrive on a busy machine; only counts are asserted, never times.
+    let app = TestApp::start(100, |c| {
         c.sync.workers = 2;
         c.async_.worker_threads = 1;
-        c.workload.report_compute_ms = 2.2;
+        c.workload.report_compute_ms = 11.0;
     });
     let wire = app.wire.handle();
     for (mode, check) in [
@@ -369,7 +371,8 @@ fn core_claim_db_concurrency_is_capped_by_threads_in_sync_but_not_in_async() {
         (Mode::Async, Box::new(|m: usize| m >= 15)),
     ] {
         app.server().app.set_mode(mode, "test");
-        app.get("/api/users/1/report"); // warm the connection pool
+        // Warm both connection pools (client → daemon, daemon → MongoDB) to 20 connections.
+        app.concurrent(20, |i| format!("/api/users/{}", i + 1));
         wire.reset_max_in_flight();
         let rs = app.concurrent(20, |i| format!("/api/users/{}/report", i + 1));
         assert!(rs.iter().all(|r| r.status == 200));
