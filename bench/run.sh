@@ -50,11 +50,13 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 12000 ]; then
     echo "warning: ulimit -n is $(ulimit -n); P4 needs about 12000 file descriptors" >&2
 fi
 
-# Free loopback ports, chosen at random so parallel runs and other daemons are left alone.
+# Free loopback ports, chosen at random so parallel runs and other daemons are left alone,
+# and below the ephemeral range so the generator's many outgoing connections never hold one.
+EPHEMERAL_LOW=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 pick_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 30000))
+        p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
         if ! ss -ltn 2>/dev/null | grep -q ":$p "; then
             echo "$p"
             return
@@ -122,6 +124,14 @@ db_latency() {
     echo "latency $1" >&7
     sleep 0.2
 }
+
+# The hello-world baseline (P5), the generator's target for its own ceiling (P6), and the
+# OTLP sink for span export (P3: it accepts and discards whatever is posted).
+cmd "$HELLO 127.0.0.1:$HELLO_PORT 1"
+"$HELLO" "127.0.0.1:$HELLO_PORT" 1 >"$OUT/hello.log" 2>&1 &
+HELLO_PID=$!
+PIDS+=("$HELLO_PID")
+wait_for "$HELLO_URL/"
 
 log "seeding"
 cmd "RECLAIMD_MONGODB__URI=$MONGO_URI $BIN seed --users 1000 --orders 10000"
@@ -203,13 +213,15 @@ if want P2; then
     done
 fi
 
-# ---- P3: instrumentation overhead: spans on vs off, same load, daemon CPU per request.
+# ---- P3: instrumentation overhead: spans on (exported over OTLP/HTTP to a sink) vs off,
+# same load, daemon CPU per request. Workload compute is 0 so the daemon's own cost shows.
 if want P3; then
     db_latency 0
     for spans in true false; do
         log "P3 spans=$spans"
         start_daemon "p3-spans-$spans" RECLAIMD_MODE=async RECLAIMD_ASYNC__WORKER_THREADS=1 \
-            RECLAIMD_TELEMETRY__SPANS=$spans
+            RECLAIMD_TELEMETRY__SPANS=$spans OTEL_EXPORTER_OTLP_ENDPOINT="$HELLO_URL" \
+            RECLAIMD_WORKLOAD__USER_COMPUTE_MS=0 RECLAIMD_WORKLOAD__REPORT_COMPUTE_MS=0
         load_with_cpu "p3-spans-$spans" --target "$APP" --rate 400 --duration "${SECS}s" \
             --mix user=1,report=1 "${COMMON[@]}"
         stop_daemon
@@ -221,8 +233,12 @@ if want P4; then
     db_latency 5000
     for mode in async sync; do
         log "P4 $mode"
+        # The daemon keeps both dispatchers ready (a mode flip costs nothing), so the async
+        # run gets a 1-thread sync pool: its RSS should not pay for 1000 idle threads.
+        workers=1
+        [ "$mode" = async ] || workers=1000
         start_daemon "p4-$mode" RECLAIMD_MODE=$mode RECLAIMD_ASYNC__WORKER_THREADS=1 \
-            RECLAIMD_SYNC__WORKERS=1000 RECLAIMD_LIMITS__MAX_QUEUE=20000 \
+            RECLAIMD_SYNC__WORKERS=$workers RECLAIMD_LIMITS__MAX_QUEUE=20000 \
             RECLAIMD_LIMITS__MAX_IN_FLIGHT=20000 RECLAIMD_LIMITS__REQUEST_TIMEOUT=60s \
             RECLAIMD_MONGODB__MAX_POOL_SIZE=1000
         idle=$(status_kb "$DAEMON" VmRSS)
@@ -247,6 +263,33 @@ if want P4; then
             "$idle" "$rss" "$hwm" "$waiting" "$queued" "$threads" >"$OUT/p4-$mode.kv"
         echo "  rss idle ${idle} kB, with 10k waiting ${rss} kB (peak ${hwm} kB), in state ${waiting}, threads ${threads}" >&2
     done
+    # The floor: a plain hyper server (the hello-world, each response delayed 5 s) holding the
+    # same 10,000 waiting requests.
+    log "P4 hello-world baseline"
+    slow_port=$(pick_port)
+    cmd "$HELLO 127.0.0.1:$slow_port 1 5000"
+    "$HELLO" "127.0.0.1:$slow_port" 1 5000 >"$OUT/hello-slow.log" 2>&1 &
+    slow=$!
+    PIDS+=("$slow")
+    for ((i = 0; i < 100; i++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$slow_port") 2>/dev/null && break
+        sleep 0.1
+    done
+    idle=$(status_kb "$slow" VmRSS)
+    args=(--target "http://127.0.0.1:$slow_port" --rate 2500 --duration 4s --arrival constant
+        --mix user=1 --users 1000 --seed "$SEED" --max-in-flight 12000 --timeout 60s)
+    cmd "$BIN load ${args[*]}   # sampled at 4.6 s, then stopped"
+    "$BIN" load "${args[@]}" >"$OUT/p4-hello.txt" 2>"$OUT/p4-hello.log" &
+    loader=$!
+    PIDS+=("$loader")
+    sleep 4.6
+    rss=$(status_kb "$slow" VmRSS)
+    hwm=$(status_kb "$slow" VmHWM)
+    threads=$(awk '$1 == "Threads:" { print $2 }' "/proc/$slow/status")
+    kill -KILL "$loader" "$slow" 2>/dev/null || true
+    wait "$loader" "$slow" 2>/dev/null || true
+    printf 'rss_idle_kb=%s\nrss_kb=%s\nhwm_kb=%s\nthreads=%s\n' "$idle" "$rss" "$hwm" "$threads" >"$OUT/p4-hello.kv"
+    echo "  hello-world: rss idle ${idle} kB, with 10k waiting ${rss} kB" >&2
     db_latency 0
 fi
 
@@ -255,33 +298,22 @@ fi
 if want P5; then
     db_latency 0
     log "P5"
-    cmd "$HELLO 127.0.0.1:$HELLO_PORT 1"
-    "$HELLO" "127.0.0.1:$HELLO_PORT" 1 >"$OUT/hello.log" 2>&1 &
-    hello=$!
-    PIDS+=("$hello")
-    wait_for "$HELLO_URL/"
     start_daemon p5 RECLAIMD_MODE=async RECLAIMD_ASYNC__WORKER_THREADS=1
-    hb=$(cpu_seconds "$hello")
+    hb=$(cpu_seconds "$HELLO_PID")
     load_with_cpu p5 --target "$APP" --target "$HELLO_URL" --rate 1000 --duration "${SECS}s" \
         --mix user=1 "${COMMON[@]}"
-    ha=$(cpu_seconds "$hello")
+    ha=$(cpu_seconds "$HELLO_PID")
     echo "hello_cpu_s=$(awk -v a="$ha" -v b="$hb" 'BEGIN { printf "%.3f", a - b }')" >>"$OUT/p5.kv"
     stop_daemon
-    kill "$hello" 2>/dev/null || true
 fi
 
 # ---- P6: the load generator's own ceiling on one core (`--threads 1`), against hello-world.
 if want P6; then
     log "P6"
-    "$HELLO" "127.0.0.1:$HELLO_PORT" 1 >"$OUT/hello.log" 2>&1 &
-    hello=$!
-    PIDS+=("$hello")
-    wait_for "$HELLO_URL/"
-    for rate in 2000 5000 10000 20000 40000; do
+    for rate in 2000 5000 10000 20000 40000 80000; do
         load "p6-$rate" --target "$HELLO_URL" --rate "$rate" --duration "$(((SECS + 1) / 2))s" \
             --arrival constant --mix user=1 --seed "$SEED" --threads 1 --timeout 10s
     done
-    kill "$hello" 2>/dev/null || true
 fi
 
 log "writing BENCHMARKS.md"

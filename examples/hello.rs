@@ -1,9 +1,11 @@
 //! A plain hyper hello-world: the benchmark suite's baseline for the daemon's HTTP overhead
 //! (P5) and a cheap target for the load generator's own ceiling (P6).
 //!
-//! `cargo run --release --example hello -- [ADDR] [THREADS]` (default `127.0.0.1:18081`, 1
-//! runtime thread, like the daemon's `async.worker_threads = 1`). Answers every request with
-//! `200 {"hello":"world"}` and a `Server-Timing` header with zero phases.
+//! `cargo run --release --example hello -- [ADDR] [THREADS] [DELAY_MS]` (default
+//! `127.0.0.1:18081`, 1 runtime thread like the daemon's `async.worker_threads = 1`, no
+//! delay; a delay makes requests wait, for a memory baseline). Answers every request with
+//! `200 {"hello":"world"}` and a `Server-Timing` header with zero phases; the benchmark
+//! also uses it as a sink for OTLP/HTTP span export.
 
 use std::convert::Infallible;
 
@@ -14,7 +16,15 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-async fn hello(_req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn hello(
+    req: Request<hyper::body::Incoming>,
+    delay: std::time::Duration,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    // Read (and drop) any body, so a client that posts keeps its connection.
+    let _ = http_body_util::BodyExt::collect(req.into_body()).await;
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let mut response = Response::new(Full::new(Bytes::from_static(br#"{"hello":"world"}"#)));
     let headers = response.headers_mut();
     headers.insert(
@@ -39,6 +49,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|_| format!("THREADS must be a number, not {t:?}"))?,
         None => 1,
     };
+    let delay = match args.next() {
+        Some(ms) => std::time::Duration::from_millis(
+            ms.parse()
+                .map_err(|_| format!("DELAY_MS must be a number, not {ms:?}"))?,
+        ),
+        None => std::time::Duration::ZERO,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
         .enable_all()
@@ -59,7 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
                 let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(hello))
+                    .serve_connection(TokioIo::new(stream), service_fn(|req| hello(req, delay)))
                     .await;
             });
         }

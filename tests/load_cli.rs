@@ -1,0 +1,70 @@
+//! `reclaimd load` as a user runs it: `--duration 0` runs until SIGINT, then prints the
+//! final table and writes `--json`.
+
+mod load_support;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use load_support::FakeOptions;
+
+#[test]
+fn runs_until_sigint_then_prints_the_table_and_writes_json() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(load_support::start(FakeOptions::default()));
+    let json = std::env::temp_dir().join(format!("reclaimd-load-cli-{}.json", std::process::id()));
+    let child = Command::new(env!("CARGO_BIN_EXE_reclaimd"))
+        .args([
+            "load",
+            "--target",
+            &server.url(),
+            "--rate",
+            "50",
+            "--duration",
+            "0",
+        ])
+        .args(["--mix", "user=1,order=1", "--seed", "5", "--json"])
+        .arg(&json)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let it send for a while (no timing is asserted: any number of requests is fine).
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stderr.contains("until SIGINT/SIGTERM"), "{stderr}");
+    for heading in [
+        "target",
+        "p50",
+        "p99.9",
+        "errors by status",
+        "server phases (mean)",
+    ] {
+        assert!(stdout.contains(heading), "{heading:?} missing:\n{stdout}");
+    }
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&json);
+    assert_eq!(report["seed"], 5);
+    let t = &report["targets"][0];
+    let scheduled = t["scheduled"].as_u64().unwrap();
+    let received = server.received().len() as u64;
+    assert!(scheduled > 0);
+    // Everything that came due was sent, answered and counted before the table was printed.
+    assert_eq!(received, scheduled, "{t:#}");
+    let ok = t["ok"].as_u64().unwrap();
+    let e503 = t["errors"]["503"].as_u64().unwrap_or(0);
+    assert_eq!(ok + e503, scheduled, "{t:#}");
+    assert_eq!(t["errors_total"].as_u64(), Some(e503));
+    assert!(t["latency_ms"]["p99"].as_f64().unwrap() >= 20.0, "{t:#}");
+    assert_eq!(t["mode"], "async");
+}
