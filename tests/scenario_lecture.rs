@@ -41,7 +41,7 @@ async fn one_at_a_time_the_quick_request_finishes_last_and_waits_longest() {
     }
     // It queued behind both long requests: 2 × 60 ms of someone else's work.
     assert!(quick.timing.queue >= Duration::from_millis(100), "{run:#?}");
-    assert!(quick.perceived() > quick.natural * 3, "{run:#?}");
+    assert!(quick.perceived() >= Duration::from_millis(120), "{run:#?}");
     // Natural times were measured alone, before, and reflect the known delays.
     assert!(quick.natural >= Duration::from_millis(15));
     assert!(run.requests[0].natural >= Duration::from_millis(60));
