@@ -249,7 +249,9 @@ impl Conn {
             .authority()
             .ok_or_else(|| err(format!("{base} has no host")))?
             .to_string();
-        let stream = TcpStream::connect(&authority)
+        let host = uri.host().unwrap_or_default();
+        let port = uri.port_u16().unwrap_or(80);
+        let stream = TcpStream::connect((host.trim_matches(['[', ']']), port))
             .await
             .map_err(|e| err(format!("cannot connect to {base}: {e}")))?;
         let _ = stream.set_nodelay(true);
