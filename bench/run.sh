@@ -7,8 +7,8 @@
 # ran. Each figure is a ratio of two measurements taken in the same run. About 10 minutes on
 # 2 cores.
 #
-#   bench/run.sh                 # everything: P1..P6, then BENCHMARKS.md
-#   bench/run.sh P1 P5           # some experiments (BENCHMARKS.md shows what was run)
+#   bench/run.sh                 # everything: the lecture replay (L), P1..P6, BENCHMARKS.md
+#   bench/run.sh L P1 P5         # some experiments (BENCHMARKS.md shows what was run)
 #   BENCH_SECONDS=3 bench/run.sh # shorter load points (a smoke run; numbers get noisier)
 #
 # Results (load reports as JSON, process figures as key=value, logs) go to target/bench/.
@@ -22,7 +22,7 @@ SEED=${BENCH_SEED:-42}
 DB_MS=${BENCH_DB_MS:-18}
 COMPUTE_MS=${BENCH_COMPUTE_MS:-2}
 EXPERIMENTS=("$@")
-[ ${#EXPERIMENTS[@]} -gt 0 ] || EXPERIMENTS=(P1 P2 P3 P4 P5 P6)
+[ ${#EXPERIMENTS[@]} -gt 0 ] || EXPERIMENTS=(L P1 P2 P3 P4 P5 P6)
 
 want() { [[ " ${EXPERIMENTS[*]} " == *" $1 "* ]]; }
 log() { printf '\n== %s\n' "$*" >&2; }
@@ -182,6 +182,32 @@ load_with_cpu() { # NAME load-args...
 COMMON=(--arrival poisson --seed "$SEED" --users 1000 --timeout 10s)
 WORKLOAD=(RECLAIMD_WORKLOAD__REPORT_COMPUTE_MS="$COMPUTE_MS" RECLAIMD_LIMITS__MAX_QUEUE=100)
 P1_RATES=(10 20 40 80 160 240 320)
+
+# ---- L: the lecture's three requests, replayed against sync (1 worker) and async (1 thread)
+# daemons running side by side, 20 ms per DB command, default workload.
+if want L; then
+    db_latency 20
+    log "lecture"
+    start_daemon lecture-sync RECLAIMD_MODE=sync RECLAIMD_SYNC__WORKERS=1
+    sync_daemon=$DAEMON
+    sync_url=$APP
+    saved=("$APP_PORT" "$ADMIN_PORT")
+    APP_PORT=$(pick_port)
+    ADMIN_PORT=$(pick_port)
+    APP=http://127.0.0.1:$APP_PORT
+    ADMIN=http://127.0.0.1:$ADMIN_PORT
+    start_daemon lecture-async RECLAIMD_MODE=async RECLAIMD_ASYNC__WORKER_THREADS=1
+    cmd "$BIN scenario lecture --compare $sync_url $APP"
+    "$BIN" scenario lecture --compare "$sync_url" "$APP" >"$OUT/lecture.txt" 2>"$OUT/lecture.log"
+    cat "$OUT/lecture.txt" >&2
+    stop_daemon
+    DAEMON=$sync_daemon
+    stop_daemon
+    APP_PORT=${saved[0]}
+    ADMIN_PORT=${saved[1]}
+    APP=http://127.0.0.1:$APP_PORT
+    ADMIN=http://127.0.0.1:$ADMIN_PORT
+fi
 
 # ---- P1: sync with 1 worker vs async with 1 thread at wait:compute 9:1, offered load swept.
 if want P1; then

@@ -668,6 +668,18 @@ fn main() -> Result<(), Error> {
     out.push_str(r.text("machine.txt").trim_end());
     out.push_str("\n```\n\n");
 
+    let lecture = r.text("lecture.txt");
+    if !lecture.trim().is_empty() {
+        out.push_str(
+            "## The lecture, replayed\n\n\
+             `reclaimd scenario lecture --compare` against a sync daemon with 1 worker and an \
+             async daemon with 1 thread, side by side, 20 ms per DB command, default workload: \
+             two long requests (report) and one quick one (user) sent together, after each was \
+             timed alone (its natural time).\n\n```text\n",
+        );
+        out.push_str(lecture.trim_end());
+        out.push_str("\n```\n\n");
+    }
     if let Some((sync, asyn)) = p1(&r, &mut out, &svg_link) {
         std::fs::write(svg_path, plot(&sync, &asyn))?;
     }

@@ -84,7 +84,8 @@ pub struct LoadArgs {
     pub threads: Option<u16>,
 }
 
-fn parse_target(s: &str) -> Result<String, String> {
+/// Validates a target base URL (`http://HOST[:PORT][/PREFIX]`) and drops a trailing slash.
+pub fn parse_target(s: &str) -> Result<String, String> {
     let uri: hyper::Uri = s.parse().map_err(|e| format!("{s:?} is not a URL: {e}"))?;
     match uri.scheme_str() {
         Some("http") => {}

@@ -47,11 +47,11 @@ pub enum Scenario {
 pub struct LectureArgs {
     /// Base URL of the daemon's app listener.
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080",
-          value_parser = parse_target, conflicts_with = "compare")]
+          value_parser = crate::load::parse_target, conflicts_with = "compare")]
     pub target: String,
     /// Run against a sync and an async daemon, one after the other, and print both side by
     /// side on the same time axis.
-    #[arg(long, num_args = 2, value_names = ["SYNC_URL", "ASYNC_URL"], value_parser = parse_target)]
+    #[arg(long, num_args = 2, value_names = ["SYNC_URL", "ASYNC_URL"], value_parser = crate::load::parse_target)]
     pub compare: Option<Vec<String>>,
     /// Gap between the three sends, so they reach the server in the lecture's order.
     #[arg(long, value_name = "D", default_value = "1ms", value_parser = crate::load::parse_duration)]
@@ -63,17 +63,6 @@ pub struct LectureArgs {
     /// Give up on a request after this long.
     #[arg(long, value_name = "D", default_value = "30s", value_parser = crate::load::parse_duration)]
     pub timeout: Duration,
-}
-
-fn parse_target(s: &str) -> Result<String, String> {
-    let uri: hyper::Uri = s.parse().map_err(|e| format!("{s:?} is not a URL: {e}"))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(format!("{s:?}: write the target as http://HOST:PORT"));
-    }
-    if uri.authority().is_none() {
-        return Err(format!("{s:?} has no host"));
-    }
-    Ok(s.trim_end_matches('/').to_string())
 }
 
 /// Why a scenario could not run.
