@@ -38,11 +38,14 @@ cmd() {
 
 log "building (release)"
 cargo build --release -p mongo-wire --bin mongo-wire >&2
-cargo build --release -p reclaimd --bin reclaimd --example hello --example bench_report >&2
+cargo build --release -p reclaimd --bin reclaimd --example hello --example bench_report \
+    --example driver_floor --example measure_cost >&2
 BIN=$ROOT/target/release/reclaimd
 MW=$ROOT/target/release/mongo-wire
 HELLO=$ROOT/target/release/examples/hello
 REPORT=$ROOT/target/release/examples/bench_report
+DRIVER_FLOOR=$ROOT/target/release/examples/driver_floor
+MEASURE_COST=$ROOT/target/release/examples/measure_cost
 
 # 10,000 concurrent requests (P4) need as many sockets in the generator and the daemon.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -257,6 +260,9 @@ if want P3; then
             stop_daemon
         done
     done
+    # What every request pays for being measured (spans off), without I/O: ns per request.
+    cmd "$MEASURE_COST"
+    "$MEASURE_COST" >"$OUT/p3-measure.kv" 2>>"$OUT/p3-measure.log"
 fi
 
 # ---- P4: memory with 10,000 requests waiting at once: async (1 thread) vs sync (1000 workers).
@@ -321,6 +327,12 @@ if want P4; then
     wait "$loader" "$slow" 2>/dev/null || true
     printf 'rss_idle_kb=%s\nrss_kb=%s\nhwm_kb=%s\nthreads=%s\n' "$idle" "$rss" "$hwm" "$threads" >"$OUT/p4-hello.kv"
     echo "  hello-world: rss idle ${idle} kB, with 10k waiting ${rss} kB" >&2
+    # The other floor: the async `mongodb` driver alone with 10,000 calls waiting (pool 200).
+    log "P4 driver floor"
+    cmd "$DRIVER_FLOOR $MONGO_URI/?directConnection=true 10000"
+    timeout 120 "$DRIVER_FLOOR" "$MONGO_URI/?directConnection=true" 10000 \
+        >"$OUT/p4-driver.kv" 2>"$OUT/p4-driver.log" || echo "warning: driver_floor failed" >&2
+    cat "$OUT/p4-driver.kv" >&2
     db_latency 0
 fi
 
