@@ -220,19 +220,26 @@ impl App {
         };
         let spans = self.config.telemetry.spans;
         let span = if spans {
-            tracing::info_span!(
+            // Semantic conventions: a request that matched no route is named by its method
+            // alone and has no `http.route`.
+            let matched = template != handlers::UNMATCHED;
+            let span = tracing::info_span!(
                 "request",
-                otel.name = template,
+                otel.name = if matched { template } else { method },
                 otel.kind = "server",
                 http.request.method = method,
-                http.route = template,
+                http.route = tracing::field::Empty,
                 url.path = path,
                 url.scheme = "http",
                 http.response.status_code = tracing::field::Empty,
                 error.type = tracing::field::Empty,
                 otel.status_code = tracing::field::Empty,
                 reclaimd.mode = mode.as_str(),
-            )
+            );
+            if matched {
+                span.record("http.route", template);
+            }
+            span
         } else {
             tracing::Span::none()
         };

@@ -249,6 +249,7 @@ fn a_5xx_marks_the_server_span_as_an_error() {
     config.mongodb.server_selection_timeout = Duration::from_millis(300);
     let server = Server::start(config, None).unwrap();
     assert_eq!(get(server.app_addr, "/api/users/7"), 503);
+    assert_eq!(get(server.app_addr, "/no/such/route"), 404);
     server.shutdown();
 
     let spans = exporter().get_finished_spans().unwrap();
@@ -271,6 +272,13 @@ fn a_5xx_marks_the_server_span_as_an_error() {
         .find(|s| s.name == "find users" && s.parent_span_id == request.span_context.span_id())
         .expect("the failed db span");
     assert_eq!(str_attr(db, "error.type"), "server_selection");
+    // A request that matched no route is named by its method and has no http.route.
+    let unmatched = spans
+        .iter()
+        .find(|s| attr(s, "url.path").is_some_and(|v| v.as_str() == "/no/such/route"))
+        .expect("server span of the unmatched request");
+    assert_eq!(unmatched.name, "GET");
+    assert_eq!(attr(unmatched, "http.route"), None);
     assert!(matches!(
         db.status,
         opentelemetry::trace::Status::Error { .. }
