@@ -75,11 +75,11 @@ impl App {
         let opts = async_rt
             .handle()
             .block_on(crate::db::client_options(&config.mongodb))?;
-        let clients = {
-            // The async client's background tasks run on the handler runtime.
-            let _guard = async_rt.handle().enter();
-            Arc::new(Clients::new(opts, &config.mongodb.database)?)
-        };
+        let clients = Arc::new(Clients::new(
+            opts,
+            &config.mongodb.database,
+            async_rt.handle(),
+        )?);
         let pool = SyncPool::start(
             config.sync.workers,
             config.limits.max_queue,

@@ -55,14 +55,22 @@ fn redact(message: &str, uri: &str) -> String {
 }
 
 impl Clients {
-    /// Creates both clients. Must be called inside the async handler runtime's context
-    /// (`Handle::enter`), whose threads then run the async client's background tasks, and
-    /// outside any `block_on` (the sync client drives its own runtime).
-    pub fn new(opts: ClientOptions, database: &str) -> Result<Clients, String> {
-        let async_client = mongodb::Client::with_options(opts.clone())
+    /// Creates both clients. Call outside any async runtime: the blocking client's
+    /// background tasks (monitors, pool workers) then run on the driver's own runtime, and
+    /// the async client's on `handlers`, the async handler runtime, so neither mode's driver
+    /// work lands on the other mode's threads.
+    pub fn new(
+        opts: ClientOptions,
+        database: &str,
+        handlers: &tokio::runtime::Handle,
+    ) -> Result<Clients, String> {
+        let sync_client = mongodb::sync::Client::with_options(opts.clone())
             .map_err(|e| format!("cannot create MongoDB client: {}", e.kind))?;
-        let sync_client = mongodb::sync::Client::with_options(opts)
-            .map_err(|e| format!("cannot create MongoDB client: {}", e.kind))?;
+        let async_client = {
+            let _guard = handlers.enter();
+            mongodb::Client::with_options(opts)
+                .map_err(|e| format!("cannot create MongoDB client: {}", e.kind))?
+        };
         Ok(Clients {
             sync: sync_client.database(database),
             async_: async_client.database(database),

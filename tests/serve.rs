@@ -570,3 +570,46 @@ fn seed_is_idempotent_and_reports_counts() {
     assert_eq!(down.status.code(), Some(69));
     assert!(String::from_utf8_lossy(&down.stderr).contains("unreachable"));
 }
+
+#[test]
+fn a_stalled_mongodb_gives_504_or_503_never_a_hang_and_recovers() {
+    let app = TestApp::start(0, |c| {
+        c.limits.request_timeout = Duration::from_millis(800);
+        c.sync.workers = 2;
+    });
+    let wire = app.wire.handle();
+    for mode in [Mode::Sync, Mode::Async] {
+        app.server().app.set_mode(mode, "test");
+        assert_eq!(app.get("/api/users/1").status, 200);
+        wire.set_stall(true);
+        let start = Instant::now();
+        let during = app.concurrent(4, |i| format!("/api/users/{}", i + 1));
+        for r in &during {
+            // The request timeout answers first; if the driver's monitor gives up on the
+            // stalled server sooner, the request fails as unavailable instead.
+            assert!(r.status == 504 || r.status == 503, "{mode}: {r:?}");
+            assert!(r.body["error"]["code"].is_string());
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "answered, not hung"
+        );
+        wire.set_stall(false);
+        // Commands sent into the stall are never answered. In sync mode they hold their
+        // worker threads until the connection breaks (the Rust driver has no socket
+        // timeout), as a network reset eventually does; async requests were cancelled at
+        // their timeout.
+        wire.drop_connections();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if app.get("/api/users/1").status == 200 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{mode}: recovers after the stall"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
