@@ -54,14 +54,14 @@ pub struct LectureArgs {
     #[arg(long, num_args = 2, value_names = ["SYNC_URL", "ASYNC_URL"], value_parser = crate::load::parse_target)]
     pub compare: Option<Vec<String>>,
     /// Gap between the three sends, so they reach the server in the lecture's order.
-    #[arg(long, value_name = "D", default_value = "1ms", value_parser = crate::load::parse_duration)]
+    #[arg(long, value_name = "D", default_value = "1ms", value_parser = crate::config::parse_duration)]
     pub stagger: Duration,
     /// Width of the chart in columns.
     #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u16).range(10..=1000))]
     pub width: u16,
     /// Give up on a request after this long.
-    #[arg(long, value_name = "D", default_value = "30s", value_parser = crate::load::parse_duration)]
+    #[arg(long, value_name = "D", default_value = "30s", value_parser = crate::config::parse_duration)]
     pub timeout: Duration,
 }
 
