@@ -372,6 +372,26 @@ struct Job {
     tracker: Arc<Tracker>,
 }
 
+impl Job {
+    /// Runs the request's handler through `backend`: the one path both dispatchers share.
+    async fn run(
+        self,
+        backend: Backend<'_>,
+        metrics: &Metrics,
+        spans: bool,
+    ) -> Result<Reply, AppError> {
+        // The request has started: its queue span ends here.
+        drop(self.queue_span);
+        let ctx = Ctx {
+            workload: &self.workload,
+            span: &self.span,
+            spans,
+        };
+        let db = Db::new(backend, &self.tracker, metrics, &self.span, spans);
+        handlers::handle(&self.route, &self.body, &ctx, &db).await
+    }
+}
+
 type Done = (Result<Reply, AppError>, Timing);
 type Reply1 = tokio::sync::oneshot::Sender<Done>;
 
@@ -463,28 +483,16 @@ fn worker_loop(
             continue;
         }
         job.tracker.transition_on_thread(Phase::Compute, now);
-        drop(job.queue_span);
-        let ctx = Ctx {
-            workload: &job.workload,
-            span: &job.span,
-            spans,
-        };
-        let db = Db::new(
-            Backend::Sync(&clients.sync),
-            &job.tracker,
-            &metrics,
-            &job.span,
-            spans,
-        );
+        let tracker = job.tracker.clone();
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            block_on(handlers::handle(&job.route, &job.body, &ctx, &db))
+            block_on(job.run(Backend::Sync(&clients.sync), &metrics, spans))
         }))
         .unwrap_or_else(|_| {
             tracing::error!("request handler panicked");
             Err(AppError::Internal)
         });
         let end = Instant::now();
-        let timing = job.tracker.finish_on_thread(end);
+        let timing = tracker.finish_on_thread(end);
         let _ = reply.send((result, timing));
         let blocked = timing.get(Phase::Db);
         counters.add_worker(WorkerState::Blocked, blocked);
@@ -534,20 +542,8 @@ impl AsyncRuntime {
         let spans = app.config.telemetry.spans;
         let request = async move {
             let _guard = guard;
-            drop(job.queue_span);
-            let ctx = Ctx {
-                workload: &job.workload,
-                span: &job.span,
-                spans,
-            };
-            let db = Db::new(
-                Backend::Async(&app.clients.async_),
-                &job.tracker,
-                &app.metrics,
-                &job.span,
-                spans,
-            );
-            handlers::handle(&job.route, &job.body, &ctx, &db).await
+            job.run(Backend::Async(&app.clients.async_), &app.metrics, spans)
+                .await
         };
         self.handle
             .spawn(self.monitor.instrument(Instrumented::new(request, tracker)))
