@@ -3,9 +3,11 @@
 //! or gRPC over h2c), decoded with `opentelemetry-proto`. SIGTERM makes the daemon flush its
 //! last spans before it exits. Also: no collector listening, and the `always_off` sampler.
 
+mod common;
+
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -161,26 +163,9 @@ async fn receive(
     }
 }
 
+/// mongo-wire with 5 ms per data command, seeded like every other daemon test.
 fn seeded_wire() -> mongo_wire::MongoWire {
-    let wire = mongo_wire::MongoWire::start(
-        "127.0.0.1:0",
-        mongo_wire::Options {
-            latency: Duration::from_millis(5),
-            ..Default::default()
-        },
-    )
-    .expect("start mongo-wire");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let client = mongodb::Client::with_uri_str(wire.uri()).await.unwrap();
-        reclaimd::seed::seed(&client.database("reclaimd"), 10, 50, false)
-            .await
-            .unwrap();
-    });
-    wire
+    common::start_wire(5)
 }
 
 /// `reclaimd serve` as a subprocess, its stderr collected line by line.
@@ -325,29 +310,6 @@ fn field(line: &str, key: &str) -> SocketAddr {
         .unwrap_or_else(|| panic!("no {key} in {line:?}"))
 }
 
-/// `GET path`: status and body.
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad response: {response}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
 fn string_attr(attrs: &[KeyValue], key: &str) -> Option<String> {
     attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
         match kv.value.as_ref()?.value.as_ref()? {
@@ -374,8 +336,8 @@ fn export_round_trip(protocol: Protocol, env: &[(&str, &str)], service_name: &st
     let mut vars = vec![("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
     vars.extend_from_slice(env);
     let daemon = Daemon::start(&wire, &vars);
-    assert_eq!(get(daemon.app, "/api/users/1/report").0, 200);
-    assert_eq!(get(daemon.app, "/api/users/2").0, 200);
+    assert_eq!(common::raw_get(daemon.app, "/api/users/1/report").0, 200);
+    assert_eq!(common::raw_get(daemon.app, "/api/users/2").0, 200);
     let log = daemon.terminate();
     assert!(
         log.iter().any(|l| l.contains("exporting spans over OTLP")),
@@ -471,9 +433,9 @@ fn always_off_sampler_exports_no_spans_and_metrics_still_count() {
         ],
     );
     for _ in 0..3 {
-        assert_eq!(get(daemon.app, "/api/users/1/report").0, 200);
+        assert_eq!(common::raw_get(daemon.app, "/api/users/1/report").0, 200);
     }
-    let (status, metrics) = get(daemon.admin, "/metrics");
+    let (status, metrics) = common::raw_get(daemon.admin, "/metrics");
     assert_eq!(status, 200);
     let count: f64 = metrics
         .lines()
@@ -518,7 +480,7 @@ fn without_a_collector_the_daemon_keeps_serving_and_logs_the_export_error_once()
         .any(|l| l.contains("span export failed again"))
     {
         assert!(Instant::now() < deadline, "{:#?}", daemon.log());
-        assert_eq!(get(daemon.app, "/api/users/1/report").0, 200);
+        assert_eq!(common::raw_get(daemon.app, "/api/users/1/report").0, 200);
         answered += 1;
         std::thread::sleep(Duration::from_millis(50));
     }

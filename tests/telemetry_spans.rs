@@ -2,8 +2,9 @@
 //! the daemon runs in-process against the MongoDB test double, with the global subscriber
 //! installed once for this test binary (the sync pool's threads need a global one).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+
+use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -41,51 +42,20 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// mongo-wire with 5 ms per data command, seeded like every other daemon test.
 fn seeded_wire() -> mongo_wire::MongoWire {
-    let wire = mongo_wire::MongoWire::start(
-        "127.0.0.1:0",
-        mongo_wire::Options {
-            latency: Duration::from_millis(5),
-            ..Default::default()
-        },
-    )
-    .expect("start mongo-wire");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let client = mongodb::Client::with_uri_str(wire.uri()).await.unwrap();
-        let db = client.database("reclaimd");
-        reclaimd::seed::seed(&db, 10, 50, false).await.unwrap();
-    });
-    wire
+    common::start_wire(5)
 }
 
 fn start(wire: &mongo_wire::MongoWire, spans: bool) -> Server {
-    let mut config = Config::default();
-    config.server.listen = "127.0.0.1:0".parse().unwrap();
-    config.admin.listen = "127.0.0.1:0".parse().unwrap();
-    config.mongodb.uri = wire.uri();
+    let mut config = common::base_config(wire);
     config.telemetry.spans = spans;
     Server::start(config, None).expect("start the daemon")
 }
 
 /// `GET path`, returning the status code.
 fn get(addr: SocketAddr, path: &str) -> u16 {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let status = response.split(' ').nth(1).unwrap_or_default();
-    status
-        .parse()
-        .unwrap_or_else(|_| panic!("bad response: {response}"))
+    common::raw_get(addr, path).0
 }
 
 fn attr(span: &SpanData, key: &str) -> Option<Value> {
