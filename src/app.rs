@@ -128,6 +128,11 @@ impl App {
     /// Flips the mode for new requests; in-flight requests finish in theirs.
     pub fn set_mode(&self, mode: Mode, by: &str) -> Mode {
         let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
+        self.flip(&mut live, mode, by)
+    }
+
+    /// The one place the mode changes: the live setting, the mode gauge and the log line.
+    fn flip(&self, live: &mut Live, mode: Mode, by: &str) -> Mode {
         let previous = live.mode;
         live.mode = mode;
         self.metrics.set_mode(mode);
@@ -157,12 +162,7 @@ impl App {
                     live.workload = Arc::new(new.workload.clone());
                     if new.mode != live.file_mode {
                         live.file_mode = new.mode;
-                        let previous = live.mode;
-                        live.mode = new.mode;
-                        self.metrics.set_mode(new.mode);
-                        if previous != new.mode {
-                            tracing::info!(from = %previous, to = %new.mode, by = "config", "mode flipped");
-                        }
+                        self.flip(&mut live, new.mode, "config");
                     }
                 }
                 self.metrics
