@@ -6,13 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::api::Mode;
 use crate::config::{Config, Overrides, Source};
-use crate::server_timing::Mode;
-
-/// Exit status for an invalid configuration or usage (sysexits EX_USAGE).
-pub const EX_USAGE: u8 = 64;
-/// Exit status when a needed service (MongoDB) is unavailable (EX_UNAVAILABLE).
-pub const EX_UNAVAILABLE: u8 = 69;
+use crate::process::{self, EX_UNAVAILABLE, EX_USAGE};
 
 /// reclaimd: how much of a request's waiting time can a server reclaim as work?
 ///
@@ -23,10 +19,12 @@ pub const EX_UNAVAILABLE: u8 = 69;
 #[command(name = "reclaimd", version, about, long_about)]
 pub struct Cli {
     #[command(subcommand)]
+    /// The subcommand to run.
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
+/// The subcommands.
 pub enum Command {
     /// Run the daemon: the app listener (/api/...) and the admin listener (/metrics,
     /// /healthz, /readyz, /admin/mode). Reloads the config on SIGHUP and on file change.
@@ -52,8 +50,10 @@ pub struct ConfigArgs {
 }
 
 #[derive(Debug, Args)]
+/// Arguments of `reclaimd serve`.
 pub struct ServeArgs {
     #[command(flatten)]
+    /// Where the config comes from.
     pub config: ConfigArgs,
     /// Override `mode` (sync or async).
     #[arg(long)]
@@ -67,8 +67,10 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
+/// Arguments of `reclaimd seed`.
 pub struct SeedArgs {
     #[command(flatten)]
+    /// Where the config comes from (`mongodb.*` is used).
     pub config: ConfigArgs,
     /// Users to create, with integer ids 1..=N.
     #[arg(long, default_value_t = 1000)]
@@ -127,8 +129,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let telemetry = crate::telemetry::init(config.telemetry.spans);
-    let server = match crate::server::Server::start(config, Some(source)) {
+    let telemetry = crate::observe::telemetry::init(config.telemetry.spans);
+    let server = match crate::serve::Server::start(config, Some(source)) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!("cannot start: {e}");
@@ -136,7 +138,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    server.run_until(crate::server::shutdown_signal());
+    server.run_until(process::shutdown_signal());
     tracing::info!("stopped");
     drop(telemetry);
     ExitCode::SUCCESS
@@ -147,29 +149,14 @@ fn seed(args: SeedArgs) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("reclaimd seed: {e}");
-            return ExitCode::FAILURE;
-        }
+    let result = match process::runtime("", Some(1)) {
+        Ok(rt) => rt.block_on(crate::serve::seed::seed_database(
+            &config.mongodb,
+            args.users,
+            args.orders,
+        )),
+        Err(e) => Err(e),
     };
-    let result = rt.block_on(async {
-        let opts = crate::db::client_options(&config.mongodb).await?;
-        let client = mongodb::Client::with_options(opts).map_err(|e| e.kind.to_string())?;
-        let db = client.database(&config.mongodb.database);
-        crate::seed::seed(&db, args.users, args.orders, true)
-            .await
-            .map_err(|e| match e.kind.as_ref() {
-                mongodb::error::ErrorKind::ServerSelection { .. } => {
-                    "MongoDB is unreachable (check mongodb.uri / RECLAIMD_MONGODB__URI)".to_string()
-                }
-                other => other.to_string(),
-            })
-    });
     match result {
         Ok((users, orders)) => {
             println!(

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-pub use crate::server_timing::Mode;
+use crate::api::Mode;
 
 /// The path used when `--config` is not given.
 pub const DEFAULT_PATH: &str = "config/reclaimd.toml";
@@ -25,19 +25,28 @@ pub const DEFAULT_PATH: &str = "config/reclaimd.toml";
 pub struct Config {
     /// Which dispatcher serves new requests. Live: applies to new requests at once.
     pub mode: Mode,
+    /// `[server]`: the app listener and connection handling.
     pub server: ServerConfig,
+    /// `[admin]`: the admin listener and its token.
     pub admin: AdminConfig,
+    /// `[sync]`: the OS-thread pool.
     pub sync: SyncConfig,
     #[serde(rename = "async")]
+    /// `[async]`: the tokio runtime that runs handlers.
     pub async_: AsyncConfig,
+    /// `[limits]`: admission, timeouts and sizes.
     pub limits: LimitsConfig,
+    /// `[mongodb]`: the database both clients connect to.
     pub mongodb: MongoConfig,
+    /// `[workload]`: CPU cost per compute segment. Live.
     pub workload: WorkloadConfig,
+    /// `[telemetry]`: spans.
     pub telemetry: TelemetryConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+/// `[server]`: the app listener and connection handling.
 pub struct ServerConfig {
     /// The app listener.
     pub listen: SocketAddr,
@@ -56,6 +65,7 @@ pub struct ServerConfig {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+/// `[admin]`: the admin listener.
 pub struct AdminConfig {
     /// Serves /metrics, /healthz, /readyz and /admin/mode.
     pub listen: SocketAddr,
@@ -65,6 +75,7 @@ pub struct AdminConfig {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+/// `[sync]`: the sync dispatcher.
 pub struct SyncConfig {
     /// OS threads in the pool; each runs one request start to finish.
     pub workers: usize,
@@ -72,6 +83,7 @@ pub struct SyncConfig {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+/// `[async]`: the async dispatcher.
 pub struct AsyncConfig {
     /// Threads of the tokio runtime that runs handlers.
     pub worker_threads: usize,
@@ -79,6 +91,7 @@ pub struct AsyncConfig {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+/// `[limits]`: what the daemon admits and for how long.
 pub struct LimitsConfig {
     /// Requests allowed to wait for a worker (sync) or a first poll (async) before new ones
     /// are shed with 503.
@@ -94,9 +107,11 @@ pub struct LimitsConfig {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+/// `[mongodb]`: the database.
 pub struct MongoConfig {
     /// Connection string. Never logged or sent to clients (it may hold credentials).
     pub uri: String,
+    /// Database holding `users` and `orders`.
     pub database: String,
     /// Driver connection pool size, per client. The driver's default (10) would cap async
     /// concurrency at 10 DB calls in flight.
@@ -106,6 +121,7 @@ pub struct MongoConfig {
     #[serde(deserialize_with = "de_duration")]
     pub server_selection_timeout: Duration,
     #[serde(deserialize_with = "de_duration")]
+    /// How long connecting to a server may take.
     pub connect_timeout: Duration,
 }
 
@@ -123,6 +139,7 @@ pub struct WorkloadConfig {
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+/// `[telemetry]`: tracing.
 pub struct TelemetryConfig {
     /// Create spans (exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set).
     /// Metrics never depend on it. Off to benchmark the overhead of tracing.
@@ -232,18 +249,24 @@ impl std::error::Error for ConfigError {}
 /// Values given on the command line; they override file and environment.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    /// `--mode`.
     pub mode: Option<Mode>,
+    /// `--listen`.
     pub listen: Option<SocketAddr>,
+    /// `--admin-listen`.
     pub admin_listen: Option<SocketAddr>,
 }
 
 /// Where the configuration comes from; kept so that a reload re-reads the same layers.
 #[derive(Debug, Clone)]
 pub struct Source {
+    /// The TOML file.
     pub path: PathBuf,
     /// Whether the file must exist (an explicit `--config`) or may be absent (the default).
     pub required: bool,
+    /// The `RECLAIMD_*` variables, captured when the source was made.
     pub env: BTreeMap<String, String>,
+    /// Command-line values.
     pub overrides: Overrides,
 }
 

@@ -13,53 +13,23 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::api::Mode;
+
 /// One request's time split, as carried by the header.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ServerTiming {
+    /// Waiting for a worker (sync) or first poll (async).
     pub queue: Duration,
+    /// The request's own code on a CPU.
     pub compute: Duration,
+    /// Waiting on MongoDB.
     pub db: Duration,
+    /// Runnable, waiting for the thread.
     pub sched: Duration,
+    /// Arrival to response.
     pub total: Duration,
     /// The mode the request was served in, if the header named one.
     pub mode: Option<Mode>,
-}
-
-/// The two execution modes, as named in config, metrics labels and headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Sync,
-    Async,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Sync => "sync",
-            Mode::Async => "async",
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Mode {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "sync" => Ok(Mode::Sync),
-            "async" => Ok(Mode::Async),
-            other => Err(format!(
-                "unknown mode {other:?}: expected \"sync\" or \"async\""
-            )),
-        }
-    }
 }
 
 fn ms(d: Duration) -> f64 {

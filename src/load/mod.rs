@@ -21,16 +21,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
-use hyper::{Method, Request};
+use hyper::Request;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-pub use schedule::{Arrival, Arrivals, Mix, Route, Schedule};
+pub use schedule::{Arrival, Arrivals, Mix, Schedule};
 pub use stats::{LoadReport, Outcome, TargetReport, TargetStats};
 
+use crate::api::Route;
+use crate::process;
 use crate::server_timing::ServerTiming;
 
 /// The in-flight cap's upper bound: each in-flight request may hold a connection (a file
@@ -137,18 +139,26 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 pub struct LoadPlan {
     /// Base URLs, without a trailing slash.
     pub targets: Vec<String>,
+    /// Requests per second, per target.
     pub rate: f64,
     /// `None`: until the shutdown future completes.
     pub duration: Option<Duration>,
+    /// How arrivals are spaced.
     pub arrivals: Arrivals,
+    /// Route weights.
     pub mix: Mix,
+    /// User ids are drawn from `1..=users`.
     pub users: u64,
+    /// Cap on requests in flight per target.
     pub max_in_flight: u32,
+    /// Per-request timeout.
     pub timeout: Duration,
+    /// RNG seed of the schedule.
     pub seed: u64,
 }
 
 impl LoadPlan {
+    /// The plan `reclaimd load` runs for these arguments.
     pub fn from_args(args: &LoadArgs) -> Self {
         LoadPlan {
             targets: args.targets.clone(),
@@ -215,29 +225,17 @@ impl TargetState {
 
 /// Builds the HTTP request for one arrival.
 pub fn build_request(base: &str, a: &Arrival) -> Result<Request<Full<Bytes>>, hyper::http::Error> {
-    let (method, path, body) = match a.route {
-        Route::User => (
-            Method::GET,
-            format!("/api/users/{}", a.user_id),
-            Bytes::new(),
-        ),
-        Route::Report => (
-            Method::GET,
-            format!("/api/users/{}/report", a.user_id),
-            Bytes::new(),
-        ),
-        Route::Order => (
-            Method::POST,
-            "/api/orders".to_string(),
-            Bytes::from(format!(
-                r#"{{"user_id":{},"amount_cents":{}}}"#,
-                a.user_id, a.amount_cents
-            )),
-        ),
+    let body = match a.route {
+        Route::Order => Bytes::from(format!(
+            r#"{{"user_id":{},"amount_cents":{}}}"#,
+            a.user_id, a.amount_cents
+        )),
+        Route::User | Route::Report => Bytes::new(),
     };
+    let user_id = i64::try_from(a.user_id).unwrap_or(i64::MAX);
     let mut builder = Request::builder()
-        .method(method)
-        .uri(format!("{base}{path}"))
+        .method(a.route.method())
+        .uri(format!("{base}{}", a.route.path(user_id)))
         .header(hyper::header::USER_AGENT, "reclaimd-load");
     if !body.is_empty() {
         builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
@@ -443,30 +441,6 @@ pub async fn run_load(
     }
 }
 
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-}
-
 /// Runs `reclaimd load`.
 pub fn run(args: LoadArgs) -> ExitCode {
     let plan = LoadPlan::from_args(&args);
@@ -481,22 +455,10 @@ pub fn run(args: LoadArgs) -> ExitCode {
         },
         None => None,
     };
-    let runtime = match args.threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        Some(n) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(usize::from(n))
-            .enable_all()
-            .build(),
-        None => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
-    };
-    let runtime = match runtime {
+    let runtime = match process::runtime("", args.threads.map(usize::from)) {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -517,8 +479,9 @@ pub fn run(args: LoadArgs) -> ExitCode {
         plan.targets.join(" ")
     );
     // The scheduler runs on a runtime thread so `--threads N` is the whole generator.
-    let report = runtime
-        .block_on(async move { tokio::spawn(run_load(plan, shutdown_signal(), progress)).await });
+    let report = runtime.block_on(async move {
+        tokio::spawn(run_load(plan, process::shutdown_signal(), progress)).await
+    });
     let report = match report {
         Ok(r) => r,
         Err(e) => {
@@ -539,6 +502,7 @@ pub fn run(args: LoadArgs) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::Method;
 
     #[test]
     fn validates_targets_and_rates() {

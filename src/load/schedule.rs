@@ -11,54 +11,7 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// The app routes the generator drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Route {
-    /// `GET /api/users/{id}`: the quick request.
-    User,
-    /// `GET /api/users/{id}/report`: the long request.
-    Report,
-    /// `POST /api/orders`: a write.
-    Order,
-}
-
-impl Route {
-    pub const ALL: [Route; 3] = [Route::User, Route::Report, Route::Order];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Route::User => "user",
-            Route::Report => "report",
-            Route::Order => "order",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
-impl fmt::Display for Route {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Route {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "user" => Ok(Route::User),
-            "report" => Ok(Route::Report),
-            "order" => Ok(Route::Order),
-            other => Err(format!(
-                "unknown route {other:?}: expected user, report or order"
-            )),
-        }
-    }
-}
+use crate::api::Route;
 
 /// Relative weights of the routes, e.g. `report=2,user=1`: routes not named get weight 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,8 +20,9 @@ pub struct Mix {
 }
 
 impl Mix {
+    /// The weight of `route`.
     pub fn weight(&self, route: Route) -> u32 {
-        self.weights[route.index()]
+        self.weights[route as usize]
     }
 
     fn total(&self) -> u64 {
@@ -123,10 +77,10 @@ impl FromStr for Mix {
             let weight: u32 = weight.trim().parse().map_err(|_| {
                 format!("weight of {route} must be a whole number ≥ 0, not {weight:?}")
             })?;
-            if std::mem::replace(&mut seen[route.index()], true) {
+            if std::mem::replace(&mut seen[route as usize], true) {
                 return Err(format!("route {route} is named twice"));
             }
-            weights[route.index()] = weight;
+            weights[route as usize] = weight;
         }
         let mix = Mix { weights };
         if mix.total() == 0 {
@@ -152,7 +106,9 @@ pub enum Arrivals {
 pub struct Arrival {
     /// Intended send time, as an offset from the start of the run.
     pub at: Duration,
+    /// Which route it hits.
     pub route: Route,
+    /// Which user it is for.
     pub user_id: u64,
     /// Only used by [`Route::Order`].
     pub amount_cents: u64,

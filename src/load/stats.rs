@@ -7,14 +7,18 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use super::schedule::Route;
-use crate::server_timing::{Mode, ServerTiming};
+use crate::api::Mode;
+use crate::api::Route;
+use crate::server_timing::ServerTiming;
 
 /// Histograms count microseconds, from 1 µs to one hour, at 3 significant digits.
 const HIST_MAX_US: u64 = 3_600_000_000;
 
+#[allow(
+    clippy::expect_used,
+    reason = "constant bounds that hdrhistogram accepts"
+)]
 fn histogram() -> Histogram<u64> {
-    // The bounds are constants that hdrhistogram accepts.
     Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("valid histogram bounds")
 }
 
@@ -69,7 +73,9 @@ struct PhaseSums {
 pub struct TargetStats {
     /// Requests that came due on the schedule (sent or not).
     pub scheduled: u64,
+    /// Requests answered with a 2xx.
     pub ok: u64,
+    /// Failed requests by kind (`connect`, `timeout`, `503`, ...).
     pub errors: BTreeMap<String, u64>,
     /// Completion − intended send time of 2xx responses.
     pub latency: Histogram<u64>,
@@ -98,10 +104,12 @@ impl Default for TargetStats {
 }
 
 impl TargetStats {
+    /// Failed requests of every kind.
     pub fn errors_total(&self) -> u64 {
         self.errors.values().sum()
     }
 
+    /// Records how late a request was sent after its intended time.
     pub fn record_sent(&mut self, lateness: Duration) {
         self.lateness.saturating_record(micros(lateness));
     }
@@ -203,12 +211,19 @@ impl TargetStats {
 /// Latency percentiles in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Percentiles {
+    /// Requests measured.
     pub count: u64,
+    /// Mean, in milliseconds.
     pub mean: f64,
+    /// Median, in milliseconds.
     pub p50: f64,
+    /// 90th percentile, in milliseconds.
     pub p90: f64,
+    /// 99th percentile, in milliseconds.
     pub p99: f64,
+    /// 99.9th percentile, in milliseconds.
     pub p999: f64,
+    /// Maximum, in milliseconds.
     pub max: f64,
 }
 
@@ -241,18 +256,26 @@ impl Percentiles {
 /// Means of the server-side phases (ms) over the responses that carried `Server-Timing`.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct PhaseMeans {
+    /// Responses that carried a `Server-Timing` header.
     pub responses: u64,
+    /// Headers that could not be parsed.
     pub unparsable: u64,
+    /// Mean queue time, in milliseconds.
     pub queue: f64,
+    /// Mean compute time, in milliseconds.
     pub compute: f64,
+    /// Mean DB wait, in milliseconds.
     pub db: f64,
+    /// Mean sched time, in milliseconds.
     pub sched: f64,
+    /// Mean handler total, in milliseconds.
     pub total: f64,
 }
 
 /// The final numbers for one target.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TargetReport {
+    /// The target's base URL.
     pub url: String,
     /// The mode named by the target's `Server-Timing` headers, if any.
     pub mode: Option<Mode>,
@@ -260,11 +283,15 @@ pub struct TargetReport {
     pub scheduled: u64,
     /// Requests actually sent (scheduled minus overflow).
     pub sent: u64,
+    /// Requests answered with a 2xx.
     pub ok: u64,
+    /// Requests that failed, of every kind.
     pub errors_total: u64,
     /// Errors by HTTP status (`"503"`) or by kind (`overflow`, `connect`, `timeout`, `io`).
     pub errors: BTreeMap<String, u64>,
+    /// Wall time from the first send to the last completion, in seconds.
     pub elapsed_s: f64,
+    /// Requests scheduled per second of schedule played.
     pub offered_rps: f64,
     /// 2xx responses per second of wall time.
     pub throughput_rps: f64,
@@ -272,21 +299,30 @@ pub struct TargetReport {
     pub latency_ms: Percentiles,
     /// How late the generator itself sent requests (its own overhead; should stay small).
     pub lateness_ms: Percentiles,
+    /// Latency percentiles of successful requests, per route.
     pub routes: BTreeMap<Route, Percentiles>,
+    /// Means of the `Server-Timing` phases of successful requests.
     pub server_timing_ms: PhaseMeans,
 }
 
 /// The whole run's report, as printed and as written by `--json`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LoadReport {
+    /// Offered requests per second, per target.
     pub rate: f64,
+    /// How arrivals were spaced.
     pub arrivals: super::schedule::Arrivals,
+    /// Route weights, as given.
     pub mix: String,
+    /// User ids were drawn from `1..=users`.
     pub users: u64,
+    /// RNG seed of the schedule.
     pub seed: u64,
+    /// Cap on requests in flight per target.
     pub max_in_flight: usize,
     /// Schedule span actually played (shorter than `--duration` after SIGINT).
     pub duration_s: f64,
+    /// One report per target, in command-line order.
     pub targets: Vec<TargetReport>,
 }
 

@@ -1,5 +1,6 @@
-//! The measurement model of DESIGN.md §4: each request's time split into `queue`, `compute`,
-//! `db` and `sched`, and the reclaimed waiting time.
+//! The measurement core: each request's time split into `queue`, `compute`, `db` and
+//! `sched`, the reclaimed waiting time, and per-mode live counts ([`ModeStats`]). It is a
+//! leaf: it knows nothing about exporters; `metrics` reads [`ModeStats`] at scrape time.
 //!
 //! A [`Tracker`] follows one request through a small state machine. Every transition closes
 //! the current phase at one `Instant` and opens the next at the same `Instant`, so the phases
@@ -21,12 +22,15 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use crate::metrics::ModeMetrics;
-use crate::server_timing::{Mode, ServerTiming};
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::api::Mode;
+use crate::server_timing::ServerTiming;
 
 /// A request's phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +46,7 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase, in label order.
     pub const ALL: [Phase; 4] = [Phase::Queue, Phase::Compute, Phase::Db, Phase::Sched];
 
     /// The `phase` label value.
@@ -63,6 +68,108 @@ impl Phase {
             Phase::Sched => "runnable",
         }
     }
+}
+
+/// What a handler thread is doing, for `reclaimd_worker_seconds_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerState {
+    /// Running code.
+    Busy = 0,
+    /// Parked inside a blocking driver call (sync mode only).
+    Blocked = 1,
+    /// Waiting for work.
+    Idle = 2,
+}
+
+impl WorkerState {
+    /// Every state, in label order.
+    pub const ALL: [WorkerState; 3] = [WorkerState::Busy, WorkerState::Blocked, WorkerState::Idle];
+
+    /// The `state` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Busy => "busy",
+            WorkerState::Blocked => "blocked",
+            WorkerState::Idle => "idle",
+        }
+    }
+}
+
+/// Live counts of one mode, updated on every phase transition and read by exporters.
+#[derive(Debug, Default)]
+pub struct ModeStats {
+    /// Requests in each phase right now, indexed by `Phase as usize`.
+    in_phase: [AtomicI64; 4],
+    /// Reclaimed time, in nanoseconds.
+    reclaimed_ns: AtomicU64,
+    /// Handler thread time per [`WorkerState`], in nanoseconds.
+    worker_ns: [AtomicU64; 3],
+    /// Integrates "at least one request of this mode waits on the DB".
+    db_clock: DbWaitClock,
+}
+
+impl ModeStats {
+    fn enter(&self, phase: Phase) {
+        self.in_phase[phase as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn leave(&self, phase: Phase) {
+        self.in_phase[phase as usize].fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn add_reclaimed(&self, d: Duration) {
+        if !d.is_zero() {
+            self.reclaimed_ns.fetch_add(nanos(d), Ordering::Relaxed);
+        }
+    }
+
+    /// Adds thread time in `state`.
+    pub fn add_worker(&self, state: WorkerState, d: Duration) {
+        if !d.is_zero() {
+            self.worker_ns[state as usize].fetch_add(nanos(d), Ordering::Relaxed);
+        }
+    }
+
+    /// Requests of this mode in `phase` right now.
+    pub fn in_phase(&self, phase: Phase) -> i64 {
+        self.in_phase[phase as usize].load(Ordering::Relaxed)
+    }
+
+    /// Compute run while another request of this mode waited on the DB, since start.
+    pub fn reclaimed(&self) -> Duration {
+        Duration::from_nanos(self.reclaimed_ns.load(Ordering::Relaxed))
+    }
+
+    /// Handler thread time in `state`, since start.
+    pub fn worker(&self, state: WorkerState) -> Duration {
+        Duration::from_nanos(self.worker_ns[state as usize].load(Ordering::Relaxed))
+    }
+
+    /// Requests of this mode waiting on the DB right now, as the reclaim clock sees them.
+    pub fn waiting_db(&self) -> usize {
+        self.db_clock.waiting()
+    }
+}
+
+/// The [`ModeStats`] of both modes.
+#[derive(Debug, Default)]
+pub struct Stats {
+    sync: Arc<ModeStats>,
+    async_: Arc<ModeStats>,
+}
+
+impl Stats {
+    /// The stats of `mode`.
+    pub fn mode(&self, mode: Mode) -> &Arc<ModeStats> {
+        match mode {
+            Mode::Sync => &self.sync,
+            Mode::Async => &self.async_,
+        }
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Integrates the time during which at least one request of a mode waits on the DB.
@@ -103,8 +210,7 @@ impl Default for DbWaitClock {
 
 impl DbWaitClock {
     fn lock(&self) -> MutexGuard<'_, ClockInner> {
-        // A panic while holding this lock cannot leave the integrator inconsistent.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock()
     }
 
     fn enter(&self, now: Instant) {
@@ -135,16 +241,21 @@ impl DbWaitClock {
 /// The final split of one request.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Timing {
+    /// Time in each phase, indexed by `Phase as usize`.
     pub phases: [Duration; 4],
+    /// Arrival to the end of the handler; the phases add up to it.
     pub total: Duration,
+    /// Compute that ran while another request of the mode waited on the DB.
     pub reclaimed: Duration,
 }
 
 impl Timing {
+    /// Time in `phase`.
     pub fn get(&self, phase: Phase) -> Duration {
         self.phases[phase as usize]
     }
 
+    /// The `Server-Timing` header value of this split, served in `mode`.
     pub fn server_timing(&self, mode: Mode) -> ServerTiming {
         ServerTiming {
             queue: self.get(Phase::Queue),
@@ -159,8 +270,7 @@ impl Timing {
 
 /// Follows one request through its phases; see the module docs.
 pub struct Tracker {
-    mode: Mode,
-    metrics: Arc<ModeMetrics>,
+    stats: Arc<ModeStats>,
     inner: Mutex<TrackerInner>,
 }
 
@@ -182,11 +292,10 @@ struct TrackerInner {
 
 impl Tracker {
     /// Starts tracking a request that arrived at `arrival`; it is queued from then on.
-    pub fn new(mode: Mode, metrics: Arc<ModeMetrics>, arrival: Instant) -> Arc<Tracker> {
-        metrics.enter_state(Phase::Queue);
+    pub fn new(stats: Arc<ModeStats>, arrival: Instant) -> Arc<Tracker> {
+        stats.enter(Phase::Queue);
         Arc::new(Tracker {
-            mode,
-            metrics,
+            stats,
             inner: Mutex::new(TrackerInner {
                 phase: Some(Phase::Queue),
                 arrival,
@@ -200,12 +309,8 @@ impl Tracker {
         })
     }
 
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-
     fn lock(&self) -> MutexGuard<'_, TrackerInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.lock()
     }
 
     /// Moves to phase `to` at `now`. No-op once finished.
@@ -258,28 +363,28 @@ impl Tracker {
         let spent = spent - run_queue;
         inner.acc[from as usize] += spent;
         inner.acc[Phase::Sched as usize] += run_queue;
-        self.metrics.leave_state(from);
+        self.stats.leave(from);
         match from {
             Phase::Compute => {
-                let covered = self.metrics.db_clock.covered(now);
+                let covered = self.stats.db_clock.covered(now);
                 let reclaimed = covered
                     .saturating_sub(inner.covered_at_compute_start)
                     .min(spent);
                 inner.reclaimed += reclaimed;
-                self.metrics.add_reclaimed(reclaimed);
+                self.stats.add_reclaimed(reclaimed);
             }
-            Phase::Db => self.metrics.db_clock.exit(now),
+            Phase::Db => self.stats.db_clock.exit(now),
             Phase::Queue | Phase::Sched => {}
         }
         match to {
             Some(Phase::Compute) => {
-                inner.covered_at_compute_start = self.metrics.db_clock.covered(now);
+                inner.covered_at_compute_start = self.stats.db_clock.covered(now);
             }
-            Some(Phase::Db) => self.metrics.db_clock.enter(now),
+            Some(Phase::Db) => self.stats.db_clock.enter(now),
             _ => {}
         }
         if let Some(to) = to {
-            self.metrics.enter_state(to);
+            self.stats.enter(to);
         }
         inner.phase = to;
         inner.since = now;
@@ -314,11 +419,6 @@ impl Tracker {
             total: end - inner.arrival,
             reclaimed: inner.reclaimed,
         }
-    }
-
-    /// The request's current phase, `None` once finished.
-    pub fn phase(&self) -> Option<Phase> {
-        self.lock().phase
     }
 
     fn on_poll_start(&self, now: Instant) {
@@ -407,6 +507,7 @@ pub struct Instrumented<F> {
 }
 
 impl<F: Future> Instrumented<F> {
+    /// Wraps `future`, which `tracker` follows.
     pub fn new(future: F, tracker: Arc<Tracker>) -> Self {
         Instrumented {
             future: Box::pin(future),
@@ -485,22 +586,21 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::Metrics;
 
-    fn tracker(metrics: &Metrics, mode: Mode, at: Instant) -> Arc<Tracker> {
-        Tracker::new(mode, metrics.mode(mode).clone(), at)
+    fn tracker(stats: &Stats, mode: Mode, at: Instant) -> Arc<Tracker> {
+        Tracker::new(stats.mode(mode).clone(), at)
     }
 
     #[test]
     fn phases_add_up_exactly_and_gauges_return_to_zero() {
-        let m = Metrics::new();
+        let m = Stats::default();
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let t = tracker(&m, Mode::Sync, t0);
-        assert_eq!(m.mode(Mode::Sync).in_state(Phase::Queue), 1);
+        assert_eq!(m.mode(Mode::Sync).in_phase(Phase::Queue), 1);
         t.transition(Phase::Compute, t0 + ms(3));
         t.transition(Phase::Db, t0 + ms(5));
-        assert_eq!(m.mode(Mode::Sync).in_state(Phase::Db), 1);
+        assert_eq!(m.mode(Mode::Sync).in_phase(Phase::Db), 1);
         t.transition(Phase::Compute, t0 + ms(25));
         let timing = t.finish(t0 + ms(26));
         assert_eq!(timing.get(Phase::Queue), ms(3));
@@ -509,13 +609,13 @@ mod tests {
         assert_eq!(timing.total, ms(26));
         assert_eq!(timing.phases.iter().sum::<Duration>(), timing.total);
         for p in Phase::ALL {
-            assert_eq!(m.mode(Mode::Sync).in_state(p), 0, "{p:?}");
+            assert_eq!(m.mode(Mode::Sync).in_phase(p), 0, "{p:?}");
         }
     }
 
     #[test]
     fn compute_overlapping_another_requests_db_wait_is_reclaimed() {
-        let m = Metrics::new();
+        let m = Stats::default();
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let a = tracker(&m, Mode::Async, t0);
@@ -529,23 +629,23 @@ mod tests {
         b.transition(Phase::Compute, t0 + ms(20)); // b computes 20..21, nobody waits
         let tb = b.finish(t0 + ms(21));
         assert_eq!(tb.reclaimed, ms(4));
-        assert_eq!(m.mode(Mode::Async).reclaimed_seconds(), 0.006);
+        assert_eq!(m.mode(Mode::Async).reclaimed(), ms(6));
     }
 
     #[test]
     fn dropping_an_unfinished_tracker_releases_its_state() {
-        let m = Metrics::new();
+        let m = Stats::default();
         let t = tracker(&m, Mode::Async, Instant::now());
         t.transition(Phase::Db, Instant::now());
-        assert_eq!(m.mode(Mode::Async).db_clock.waiting(), 1);
+        assert_eq!(m.mode(Mode::Async).waiting_db(), 1);
         drop(t);
-        assert_eq!(m.mode(Mode::Async).db_clock.waiting(), 0);
-        assert_eq!(m.mode(Mode::Async).in_state(Phase::Db), 0);
+        assert_eq!(m.mode(Mode::Async).waiting_db(), 0);
+        assert_eq!(m.mode(Mode::Async).in_phase(Phase::Db), 0);
     }
 
     #[test]
     fn instrumented_future_splits_idle_into_db_and_sched() {
-        let m = Metrics::new();
+        let m = Stats::default();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()

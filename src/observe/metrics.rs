@@ -1,23 +1,26 @@
-//! Every Prometheus metric the daemon exports, in one struct (DESIGN.md §4).
+//! Every Prometheus metric the daemon exports, in one struct.
 //!
 //! Names are in base units under the `reclaimd` namespace. Label sets are small and bounded:
 //! `mode` ∈ sync|async, `route` is the route template, `phase` ∈ queue|compute|db|sched,
-//! `state` is a fixed set per metric. Metrics are updated from a few instrumentation points —
-//! the request tracker (`measure`), the sync pool, the HTTP layer and the DB layer — never
-//! from handlers. Nothing here depends on span sampling.
+//! `state` is a fixed set per metric. Per-response metrics are recorded by the HTTP layer
+//! ([`Metrics::observe_request`]); live counts (requests in each state, reclaimed time,
+//! worker time) are read from the measurement core's [`Stats`] at scrape time. Nothing here
+//! depends on span sampling.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use parking_lot::Mutex;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Counter, CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
-use crate::measure::{DbWaitClock, Phase, Timing};
-use crate::server_timing::Mode;
+use crate::api::Mode;
+use crate::observe::measure::{ModeStats, Phase, Stats, Timing, WorkerState};
+use crate::observe::runtime::{Runtime, RuntimeCollector};
 
 const NAMESPACE: &str = "reclaimd";
 
@@ -38,16 +41,8 @@ pub struct Metrics {
     pub phase_seconds: HistogramVec,
     /// `reclaimd_phase_seconds_total{mode,phase}`: the same, summed, for stackable rates.
     pub phase_seconds_total: CounterVec,
-    /// `reclaimd_requests_in_state{mode,state}`: requests queued|computing|waiting_db|runnable now.
-    pub requests_in_state: IntGaugeVec,
-    /// `reclaimd_queue_depth{mode}`: requests waiting for a worker (sync) or first poll (async).
-    pub queue_depth: IntGaugeVec,
     /// `reclaimd_queue_capacity`: `limits.max_queue`.
     pub queue_capacity: IntGauge,
-    /// `reclaimd_worker_seconds_total{mode,state}`: handler thread time busy|blocked|idle.
-    pub worker_seconds_total: CounterVec,
-    /// `reclaimd_reclaimed_seconds_total{mode}`: compute run while another request waited on the DB.
-    pub reclaimed_seconds_total: CounterVec,
     /// `reclaimd_shed_total{mode,reason}`: requests refused with 503 (queue_full|in_flight|shutdown) or 504 (timeout).
     pub shed_total: IntCounterVec,
     /// `reclaimd_db_errors_total{operation,kind}`: failed MongoDB calls.
@@ -58,82 +53,8 @@ pub struct Metrics {
     pub config_reloads_total: IntCounterVec,
     /// `reclaimd_build_info{version}`: always 1.
     pub build_info: IntGaugeVec,
-    sync: Arc<ModeMetrics>,
-    async_: Arc<ModeMetrics>,
-}
-
-/// Handles for one mode, resolved once, used on every phase transition.
-pub struct ModeMetrics {
-    in_state: [IntGauge; 4],
-    queue_depth: IntGauge,
-    reclaimed: Counter,
-    /// Integrates "at least one request of this mode waits on the DB".
-    pub db_clock: DbWaitClock,
-    worker: [Counter; 3],
-}
-
-/// Thread states of `reclaimd_worker_seconds_total`.
-#[derive(Debug, Clone, Copy)]
-pub enum WorkerState {
-    Busy = 0,
-    Blocked = 1,
-    Idle = 2,
-}
-
-impl WorkerState {
-    pub const ALL: [WorkerState; 3] = [WorkerState::Busy, WorkerState::Blocked, WorkerState::Idle];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkerState::Busy => "busy",
-            WorkerState::Blocked => "blocked",
-            WorkerState::Idle => "idle",
-        }
-    }
-}
-
-impl ModeMetrics {
-    pub(crate) fn enter_state(&self, phase: Phase) {
-        self.in_state[phase as usize].inc();
-        if phase == Phase::Queue {
-            self.queue_depth.inc();
-        }
-    }
-
-    pub(crate) fn leave_state(&self, phase: Phase) {
-        self.in_state[phase as usize].dec();
-        if phase == Phase::Queue {
-            self.queue_depth.dec();
-        }
-    }
-
-    pub(crate) fn add_reclaimed(&self, d: Duration) {
-        if !d.is_zero() {
-            self.reclaimed.inc_by(d.as_secs_f64());
-        }
-    }
-
-    /// Adds thread time in `state`.
-    pub fn add_worker(&self, state: WorkerState, d: Duration) {
-        if !d.is_zero() {
-            self.worker[state as usize].inc_by(d.as_secs_f64());
-        }
-    }
-
-    /// Requests of this mode in `phase` right now.
-    pub fn in_state(&self, phase: Phase) -> i64 {
-        self.in_state[phase as usize].get()
-    }
-
-    /// `reclaimd_reclaimed_seconds_total` for this mode.
-    pub fn reclaimed_seconds(&self) -> f64 {
-        self.reclaimed.get()
-    }
-
-    /// `reclaimd_worker_seconds_total` for this mode and state.
-    pub fn worker_seconds(&self, state: WorkerState) -> f64 {
-        self.worker[state as usize].get()
-    }
+    /// The measurement core's live counts, exported by [`StatsCollector`].
+    stats: Arc<Stats>,
 }
 
 impl Default for Metrics {
@@ -142,14 +63,17 @@ impl Default for Metrics {
     }
 }
 
-fn opts(name: &str, help: &str) -> Opts {
+pub(crate) fn opts(name: &str, help: &str) -> Opts {
     Opts::new(name, help).namespace(NAMESPACE)
 }
 
 impl Metrics {
     /// Creates the metrics in a fresh registry (one per daemon, so tests don't share state).
+    #[allow(
+        clippy::expect_used,
+        reason = "fixed, valid definitions: failing here is a bug"
+    )]
     pub fn new() -> Metrics {
-        // The descriptions and label names are fixed and valid; failing here is a bug.
         Self::try_new().expect("metric definitions are valid")
     }
 
@@ -185,38 +109,10 @@ impl Metrics {
             ),
             &["mode", "phase"],
         )?;
-        let requests_in_state = IntGaugeVec::new(
-            opts(
-                "requests_in_state",
-                "Requests in each state right now: queued, computing, waiting_db, runnable.",
-            ),
-            &["mode", "state"],
-        )?;
-        let queue_depth = IntGaugeVec::new(
-            opts(
-                "queue_depth",
-                "Requests waiting for a worker thread (sync) or their first poll (async).",
-            ),
-            &["mode"],
-        )?;
         let queue_capacity = IntGauge::with_opts(opts(
             "queue_capacity",
             "Requests allowed to wait before new ones are shed (limits.max_queue).",
         ))?;
-        let worker_seconds_total = CounterVec::new(
-            opts(
-                "worker_seconds_total",
-                "Handler thread time: busy (running code), blocked (parked in a driver call), idle.",
-            ),
-            &["mode", "state"],
-        )?;
-        let reclaimed_seconds_total = CounterVec::new(
-            opts(
-                "reclaimed_seconds_total",
-                "Compute executed while at least one other request was waiting on MongoDB: waiting time made productive.",
-            ),
-            &["mode"],
-        )?;
         let shed_total = IntCounterVec::new(
             opts(
                 "shed_total",
@@ -252,11 +148,7 @@ impl Metrics {
             Box::new(request_duration.clone()),
             Box::new(phase_seconds.clone()),
             Box::new(phase_seconds_total.clone()),
-            Box::new(requests_in_state.clone()),
-            Box::new(queue_depth.clone()),
             Box::new(queue_capacity.clone()),
-            Box::new(worker_seconds_total.clone()),
-            Box::new(reclaimed_seconds_total.clone()),
             Box::new(shed_total.clone()),
             Box::new(db_errors_total.clone()),
             Box::new(mode.clone()),
@@ -278,26 +170,16 @@ impl Metrics {
             config_reloads_total.with_label_values(&[result]).reset();
         }
 
-        let mode_metrics = |m: Mode| -> Arc<ModeMetrics> {
-            let mode = m.as_str();
+        for mode in Mode::ALL.map(Mode::as_str) {
             for phase in Phase::ALL {
                 phase_seconds_total.with_label_values(&[mode, phase.as_str()]);
             }
             for reason in ["queue_full", "in_flight", "shutdown", "timeout"] {
                 shed_total.with_label_values(&[mode, reason]);
             }
-            Arc::new(ModeMetrics {
-                in_state: Phase::ALL
-                    .map(|p| requests_in_state.with_label_values(&[mode, p.state()])),
-                queue_depth: queue_depth.with_label_values(&[mode]),
-                reclaimed: reclaimed_seconds_total.with_label_values(&[mode]),
-                db_clock: DbWaitClock::default(),
-                worker: WorkerState::ALL
-                    .map(|s| worker_seconds_total.with_label_values(&[mode, s.as_str()])),
-            })
-        };
-        let sync = mode_metrics(Mode::Sync);
-        let async_ = mode_metrics(Mode::Async);
+        }
+        let stats = Arc::new(Stats::default());
+        registry.register(Box::new(StatsCollector::new(stats.clone())?))?;
 
         Ok(Metrics {
             registry,
@@ -305,32 +187,24 @@ impl Metrics {
             request_duration,
             phase_seconds,
             phase_seconds_total,
-            requests_in_state,
-            queue_depth,
             queue_capacity,
-            worker_seconds_total,
-            reclaimed_seconds_total,
             shed_total,
             db_errors_total,
             mode,
             config_reloads_total,
             build_info,
-            sync,
-            async_,
+            stats,
         })
     }
 
-    /// The per-mode handles.
-    pub fn mode(&self, mode: Mode) -> &Arc<ModeMetrics> {
-        match mode {
-            Mode::Sync => &self.sync,
-            Mode::Async => &self.async_,
-        }
+    /// The measurement core's live counts of `mode`, which trackers update.
+    pub fn stats(&self, mode: Mode) -> &Arc<ModeStats> {
+        self.stats.mode(mode)
     }
 
     /// Marks `active` as the active mode.
     pub fn set_mode(&self, active: Mode) {
-        for m in [Mode::Sync, Mode::Async] {
+        for m in Mode::ALL {
             self.mode
                 .with_label_values(&[m.as_str()])
                 .set(i64::from(m == active));
@@ -418,7 +292,7 @@ pub fn exported_metric_names() -> Vec<String> {
     }
     // Make every labelled family appear at least once.
     let t = Timing::default();
-    for mode in [Mode::Sync, Mode::Async] {
+    for mode in Mode::ALL {
         metrics.observe_request(mode, "/api/users/{id}", 200, Duration::ZERO, &t);
     }
     metrics
@@ -434,109 +308,108 @@ pub fn exported_metric_names() -> Vec<String> {
     names
 }
 
-/// Exports tokio runtimes' stable metrics at scrape time, and the async handler runtime's
-/// worker threads' busy and idle time as `reclaimd_worker_seconds_total{mode="async"}`
-/// (from tokio's per-worker busy duration; async threads never block, by design).
-pub struct RuntimeCollector {
-    runtimes: Vec<Runtime>,
-    workers: IntGaugeVec,
-    alive_tasks: IntGaugeVec,
-    global_queue_depth: IntGaugeVec,
+/// Exports the measurement core's [`Stats`] at scrape time: requests in each state, queue
+/// depth, reclaimed time and handler thread time.
+struct StatsCollector {
+    stats: Arc<Stats>,
+    requests_in_state: IntGaugeVec,
+    queue_depth: IntGaugeVec,
+    reclaimed_seconds_total: CounterVec,
+    worker_seconds_total: CounterVec,
+    /// Serialises scrapes: counters are advanced by the difference since the last one.
+    scrape: Mutex<()>,
 }
 
-/// One runtime watched by [`RuntimeCollector`].
-pub struct Runtime {
-    pub name: &'static str,
-    pub handle: tokio::runtime::Handle,
-    /// The mode whose worker seconds are this runtime's busy/idle time, if any.
-    pub worker_time: Option<Arc<ModeMetrics>>,
-    clock: Mutex<WorkerClock>,
-}
-
-impl Runtime {
-    pub fn new(
-        name: &'static str,
-        handle: tokio::runtime::Handle,
-        worker_time: Option<Arc<ModeMetrics>>,
-    ) -> Runtime {
-        Runtime {
-            name,
-            handle,
-            worker_time,
-            clock: Mutex::new(WorkerClock {
-                start: Instant::now(),
-                busy: Duration::ZERO,
-                idle: Duration::ZERO,
-            }),
-        }
-    }
-}
-
-struct WorkerClock {
-    start: Instant,
-    busy: Duration,
-    idle: Duration,
-}
-
-impl RuntimeCollector {
-    pub fn new(runtimes: Vec<Runtime>) -> RuntimeCollector {
-        let vec = |name: &str, help: &str| {
-            IntGaugeVec::new(opts(name, help), &["runtime"]).expect("valid metric")
+impl StatsCollector {
+    fn new(stats: Arc<Stats>) -> prometheus::Result<StatsCollector> {
+        let c = StatsCollector {
+            stats,
+            requests_in_state: IntGaugeVec::new(
+                opts(
+                    "requests_in_state",
+                    "Requests in each state right now: queued, computing, waiting_db, runnable.",
+                ),
+                &["mode", "state"],
+            )?,
+            queue_depth: IntGaugeVec::new(
+                opts(
+                    "queue_depth",
+                    "Requests waiting for a worker thread (sync) or their first poll (async).",
+                ),
+                &["mode"],
+            )?,
+            reclaimed_seconds_total: CounterVec::new(
+                opts(
+                    "reclaimed_seconds_total",
+                    "Compute executed while at least one other request was waiting on MongoDB: waiting time made productive.",
+                ),
+                &["mode"],
+            )?,
+            worker_seconds_total: CounterVec::new(
+                opts(
+                    "worker_seconds_total",
+                    "Handler thread time: busy (running code), blocked (parked in a driver call), idle.",
+                ),
+                &["mode", "state"],
+            )?,
+            scrape: Mutex::new(()),
         };
-        RuntimeCollector {
-            runtimes,
-            workers: vec(
-                "tokio_worker_threads",
-                "Worker threads of the tokio runtime.",
-            ),
-            alive_tasks: vec("tokio_alive_tasks", "Tasks alive in the tokio runtime."),
-            global_queue_depth: vec(
-                "tokio_global_queue_depth",
-                "Tasks waiting in the tokio runtime's global queue.",
-            ),
-        }
+        c.update();
+        Ok(c)
     }
 
-    /// Brings the gauges and worker-time counters up to date.
-    pub fn update(&self) {
-        for rt in &self.runtimes {
-            let m = rt.handle.metrics();
-            let labels = [rt.name];
-            let workers = m.num_workers();
-            self.workers.with_label_values(&labels).set(workers as i64);
-            self.alive_tasks
-                .with_label_values(&labels)
-                .set(m.num_alive_tasks() as i64);
-            self.global_queue_depth
-                .with_label_values(&labels)
-                .set(m.global_queue_depth() as i64);
-            if let Some(mode) = &rt.worker_time {
-                let busy: Duration = (0..workers).map(|w| m.worker_total_busy_duration(w)).sum();
-                let mut c = rt.clock.lock().unwrap_or_else(|e| e.into_inner());
-                let wall = c.start.elapsed() * workers as u32;
-                let idle = wall.saturating_sub(busy);
-                mode.add_worker(WorkerState::Busy, busy.saturating_sub(c.busy));
-                mode.add_worker(WorkerState::Idle, idle.saturating_sub(c.idle));
-                c.busy = c.busy.max(busy);
-                c.idle = c.idle.max(idle);
+    fn update(&self) {
+        let _one_at_a_time = self.scrape.lock();
+        for mode in Mode::ALL {
+            let s = self.stats.mode(mode);
+            let m = mode.as_str();
+            for phase in Phase::ALL {
+                self.requests_in_state
+                    .with_label_values(&[m, phase.state()])
+                    .set(s.in_phase(phase));
+            }
+            self.queue_depth
+                .with_label_values(&[m])
+                .set(s.in_phase(Phase::Queue));
+            advance_to(
+                &self.reclaimed_seconds_total.with_label_values(&[m]),
+                s.reclaimed(),
+            );
+            for state in WorkerState::ALL {
+                advance_to(
+                    &self
+                        .worker_seconds_total
+                        .with_label_values(&[m, state.as_str()]),
+                    s.worker(state),
+                );
             }
         }
     }
 }
 
-impl Collector for RuntimeCollector {
+/// Moves a counter up to `total` (a monotonic running sum kept elsewhere).
+fn advance_to(counter: &prometheus::Counter, total: Duration) {
+    let delta = total.as_secs_f64() - counter.get();
+    if delta > 0.0 {
+        counter.inc_by(delta);
+    }
+}
+
+impl Collector for StatsCollector {
     fn desc(&self) -> Vec<&Desc> {
-        let mut d = self.workers.desc();
-        d.extend(self.alive_tasks.desc());
-        d.extend(self.global_queue_depth.desc());
+        let mut d = self.requests_in_state.desc();
+        d.extend(self.queue_depth.desc());
+        d.extend(self.reclaimed_seconds_total.desc());
+        d.extend(self.worker_seconds_total.desc());
         d
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
         self.update();
-        let mut f = self.workers.collect();
-        f.extend(self.alive_tasks.collect());
-        f.extend(self.global_queue_depth.collect());
+        let mut f = self.requests_in_state.collect();
+        f.extend(self.queue_depth.collect());
+        f.extend(self.reclaimed_seconds_total.collect());
+        f.extend(self.worker_seconds_total.collect());
         f
     }
 }

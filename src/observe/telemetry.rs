@@ -179,13 +179,16 @@ fn env_var(name: &str) -> Option<String> {
 /// The OTLP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
+    /// OTLP over HTTP with protobuf bodies.
     HttpProtobuf,
+    /// OTLP over gRPC.
     Grpc,
 }
 
 /// Span export as the `OTEL_*` variables configure it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportSettings {
+    /// How spans are sent.
     pub transport: Transport,
     /// As given (for the log line); the exporter resolves the final URL itself.
     pub endpoint: String,
@@ -303,9 +306,13 @@ pub fn resource() -> Resource {
 /// The sampler named by `OTEL_TRACES_SAMPLER[_ARG]`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SamplerChoice {
+    /// Sample every trace.
     AlwaysOn,
+    /// Sample no trace.
     AlwaysOff,
+    /// Sample this fraction of traces, by trace id.
     TraceIdRatio(f64),
+    /// Follow the parent's decision; use the inner sampler for roots.
     ParentBased(Box<SamplerChoice>),
 }
 
@@ -346,6 +353,7 @@ impl SamplerChoice {
         (choice, warnings)
     }
 
+    /// The SDK sampler for this choice.
     pub fn to_sampler(&self) -> Sampler {
         match self {
             SamplerChoice::AlwaysOn => Sampler::AlwaysOn,

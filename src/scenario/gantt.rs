@@ -3,30 +3,17 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// What a stretch of a request's life was spent on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Waiting for a worker (sync) or for admission and a first poll (async).
-    Queue,
-    /// Waiting on MongoDB.
-    Db,
-    /// Running the request's own code.
-    Compute,
-    /// Runnable but not running: another request had the thread.
-    Sched,
-    /// Outside the handler: network, HTTP parsing, the client.
-    Other,
-}
+use crate::observe::measure::Phase;
 
-impl Phase {
-    pub fn glyph(self) -> char {
-        match self {
-            Phase::Queue => '.',
-            Phase::Db => '~',
-            Phase::Compute => '#',
-            Phase::Sched => ':',
-            Phase::Other => '-',
-        }
+/// The glyph of a stretch of a request's life: a phase of the daemon's split, or `None`
+/// for time outside the handler (network, HTTP parsing, the client).
+pub fn glyph(phase: Option<Phase>) -> char {
+    match phase {
+        Some(Phase::Queue) => '.',
+        Some(Phase::Db) => '~',
+        Some(Phase::Compute) => '#',
+        Some(Phase::Sched) => ':',
+        None => '-',
     }
 }
 
@@ -37,9 +24,12 @@ pub const LEGEND: &str =
 /// One bar: it starts at `start` on the shared axis and runs through `segments` in order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GanttRow {
+    /// Text left of the bar.
     pub label: String,
+    /// Where the bar starts on the shared axis.
     pub start: Duration,
-    pub segments: Vec<(Phase, Duration)>,
+    /// The bar's stretches in order: a phase (`None`: outside the handler) and its length.
+    pub segments: Vec<(Option<Phase>, Duration)>,
     /// Printed after the bar.
     pub note: String,
 }
@@ -77,7 +67,7 @@ pub fn render(rows: &[GanttRow], span: Duration, width: usize) -> String {
             if n == 0 && exact >= 0.25 {
                 n = 1;
             }
-            bar.extend(std::iter::repeat_n(phase.glyph(), n));
+            bar.extend(std::iter::repeat_n(glyph(phase), n));
             cursor += n;
         }
         if cursor < width {
@@ -104,18 +94,18 @@ mod tests {
             GanttRow {
                 label: "1 report".into(),
                 start: ms(0),
-                segments: vec![(Phase::Db, ms(40)), (Phase::Compute, ms(10))],
+                segments: vec![(Some(Phase::Db), ms(40)), (Some(Phase::Compute), ms(10))],
                 note: "50ms".into(),
             },
             GanttRow {
                 label: "3 user".into(),
                 start: ms(10),
                 segments: vec![
-                    (Phase::Queue, ms(50)),
-                    (Phase::Db, ms(20)),
-                    (Phase::Compute, ms(5)),
-                    (Phase::Sched, ms(0)),
-                    (Phase::Other, ms(15)),
+                    (Some(Phase::Queue), ms(50)),
+                    (Some(Phase::Db), ms(20)),
+                    (Some(Phase::Compute), ms(5)),
+                    (Some(Phase::Sched), ms(0)),
+                    (None, ms(15)),
                 ],
                 note: "90ms (natural 25ms, 3.6x)".into(),
             },
@@ -137,9 +127,9 @@ mod tests {
             start: ms(0),
             // 2 ms is 0.4 of a 5 ms column: drawn as one; 0 ms: not drawn.
             segments: vec![
-                (Phase::Compute, ms(2)),
-                (Phase::Queue, ms(0)),
-                (Phase::Db, ms(10)),
+                (Some(Phase::Compute), ms(2)),
+                (Some(Phase::Queue), ms(0)),
+                (Some(Phase::Db), ms(10)),
             ],
             note: String::new(),
         }];

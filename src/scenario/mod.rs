@@ -23,14 +23,18 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::load::Route;
-use crate::server_timing::{Mode, ServerTiming};
-use gantt::{GanttRow, Phase};
+use crate::api::{Mode, Route};
+use crate::load::stats::fmt_duration as fmt_ms;
+use crate::observe::measure::Phase;
+use crate::process;
+use crate::server_timing::ServerTiming;
+use gantt::GanttRow;
 
 /// Arguments of `reclaimd scenario`.
 #[derive(Debug, clap::Args)]
 pub struct ScenarioArgs {
     #[command(subcommand)]
+    /// Which scenario to replay.
     pub scenario: Scenario,
 }
 
@@ -86,16 +90,15 @@ fn err(msg: impl Into<String>) -> ScenarioError {
 pub struct LectureRequest {
     /// 1, 2, 3: the order they are sent in.
     pub number: usize,
+    /// Which route it hits.
     pub route: Route,
-    pub user_id: u64,
+    /// Which user it is for.
+    pub user_id: i64,
 }
 
 impl LectureRequest {
     fn path(&self) -> String {
-        match self.route {
-            Route::Report => format!("/api/users/{}/report", self.user_id),
-            _ => format!("/api/users/{}", self.user_id),
-        }
+        self.route.path(self.user_id)
     }
 
     fn label(&self) -> String {
@@ -130,6 +133,7 @@ pub const LECTURE: [LectureRequest; 3] = [
 /// How one request went in the concurrent run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestResult {
+    /// Which of the lecture's requests this was.
     pub request: LectureRequest,
     /// Its time when sent alone (median of three).
     pub natural: Duration,
@@ -159,11 +163,11 @@ impl RequestResult {
             label: self.request.label(),
             start: self.sent_at,
             segments: vec![
-                (Phase::Queue, t.queue),
-                (Phase::Db, t.db),
-                (Phase::Compute, t.compute),
-                (Phase::Sched, t.sched),
-                (Phase::Other, outside),
+                (Some(Phase::Queue), t.queue),
+                (Some(Phase::Db), t.db),
+                (Some(Phase::Compute), t.compute),
+                (Some(Phase::Sched), t.sched),
+                (None, outside),
             ],
             note: format!(
                 "{} (natural {}, {:.1}x)",
@@ -178,9 +182,11 @@ impl RequestResult {
 /// One run of the lecture against one daemon.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LectureRun {
+    /// The daemon's base URL.
     pub target: String,
     /// The mode named by the daemon's `Server-Timing`.
     pub mode: Option<Mode>,
+    /// The three requests, in the order they were sent.
     pub requests: Vec<RequestResult>,
 }
 
@@ -211,7 +217,9 @@ impl LectureRun {
 /// Options of [`lecture`].
 #[derive(Debug, Clone, Copy)]
 pub struct LectureOptions {
+    /// Gap between the three sends.
     pub stagger: Duration,
+    /// Give up on a request after this long.
     pub timeout: Duration,
 }
 
@@ -386,15 +394,6 @@ pub async fn lecture(base: &str, opts: LectureOptions) -> Result<LectureRun, Sce
     })
 }
 
-fn fmt_ms(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1e3;
-    if ms >= 100.0 {
-        format!("{ms:.0}ms")
-    } else {
-        format!("{ms:.1}ms")
-    }
-}
-
 /// Renders one run: the chart (over `span`, to share an axis with another run) and a table.
 pub fn render_run(run: &LectureRun, span: Duration, width: usize) -> String {
     let mut out = String::new();
@@ -484,13 +483,10 @@ pub fn run(args: ScenarioArgs) -> ExitCode {
         stagger: args.stagger,
         timeout: args.timeout,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match process::runtime("", None) {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };

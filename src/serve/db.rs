@@ -7,7 +7,6 @@
 //! the request's tracker to `db` and back around a blocking call, opens the client span, and
 //! counts errors.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, Bson, Document};
@@ -17,23 +16,23 @@ use mongodb::IndexModel;
 use tracing::Instrument;
 
 use crate::config::MongoConfig;
-use crate::error::AppError;
-use crate::measure::{Phase, Tracker};
-use crate::metrics::Metrics;
+use crate::observe::measure::{Phase, Tracker};
+use crate::observe::metrics::Metrics;
+use crate::observe::spans;
+use crate::serve::error::AppError;
 
-pub const USERS: &str = "users";
-pub const ORDERS: &str = "orders";
+pub(crate) const USERS: &str = "users";
+pub(crate) const ORDERS: &str = "orders";
 
 /// Both clients, kept connected so a mode flip costs nothing.
 #[derive(Clone)]
-pub struct Clients {
-    pub sync: mongodb::sync::Database,
-    pub async_: mongodb::Database,
-    async_client: mongodb::Client,
+pub(crate) struct Clients {
+    pub(crate) sync: mongodb::sync::Database,
+    pub(crate) async_: mongodb::Database,
 }
 
 /// Client options from config: pool size and short timeouts so an outage fails fast.
-pub async fn client_options(config: &MongoConfig) -> Result<ClientOptions, String> {
+pub(crate) async fn client_options(config: &MongoConfig) -> Result<ClientOptions, String> {
     let mut opts = ClientOptions::parse(&config.uri)
         .await
         // The driver's message can quote the URI; keep it out of logs that may be shared.
@@ -59,7 +58,7 @@ impl Clients {
     /// background tasks (monitors, pool workers) then run on the driver's own runtime, and
     /// the async client's on `handlers`, the async handler runtime, so neither mode's driver
     /// work lands on the other mode's threads.
-    pub fn new(
+    pub(crate) fn new(
         opts: ClientOptions,
         database: &str,
         handlers: &tokio::runtime::Handle,
@@ -74,66 +73,59 @@ impl Clients {
         Ok(Clients {
             sync: sync_client.database(database),
             async_: async_client.database(database),
-            async_client,
         })
     }
 
     /// `ping`, for readiness. Bounded by `timeout`.
-    pub async fn ping(&self, timeout: Duration) -> bool {
+    pub(crate) async fn ping(&self, timeout: Duration) -> bool {
         let ping = self.async_.run_command(doc! {"ping": 1});
         matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(_)))
-    }
-
-    pub fn async_client(&self) -> &mongodb::Client {
-        &self.async_client
     }
 }
 
 /// The database as seen by one request.
-pub struct Db<'a> {
+pub(crate) struct Db<'a> {
     kind: Backend<'a>,
     tracker: &'a Tracker,
     metrics: &'a Metrics,
+    /// The request's span; DB spans are its children (none when it is `Span::none()`).
     parent: &'a tracing::Span,
-    spans: bool,
 }
 
 /// Which client a request uses: the blocking one (sync mode) or the async one.
-pub enum Backend<'a> {
+pub(crate) enum Backend<'a> {
     Sync(&'a mongodb::sync::Database),
     Async(&'a mongodb::Database),
 }
 
 /// One order's per-status summary, from the aggregation.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StatusStats {
-    pub status: String,
-    pub count: i64,
-    pub total_cents: i64,
-    pub avg_cents: f64,
-    pub max_cents: i64,
+pub(crate) struct StatusStats {
+    pub(crate) status: String,
+    pub(crate) count: i64,
+    pub(crate) total_cents: i64,
+    pub(crate) avg_cents: f64,
+    pub(crate) max_cents: i64,
 }
 
 impl<'a> Db<'a> {
     /// The database for one request, through `backend` (which decides the mode).
-    pub fn new(
+    pub(crate) fn new(
         backend: Backend<'a>,
         tracker: &'a Tracker,
         metrics: &'a Metrics,
         parent: &'a tracing::Span,
-        spans: bool,
     ) -> Self {
         Db {
             kind: backend,
             tracker,
             metrics,
             parent,
-            spans,
         }
     }
 
     /// The user with this id, if any.
-    pub async fn find_user(&self, id: i64) -> Result<Option<Document>, AppError> {
+    pub(crate) async fn find_user(&self, id: i64) -> Result<Option<Document>, AppError> {
         let filter = doc! {"_id": id};
         self.observe("find", USERS, async {
             match self.kind {
@@ -145,7 +137,7 @@ impl<'a> Db<'a> {
     }
 
     /// Per-status order counts and sums for a user, by aggregation.
-    pub async fn order_stats(&self, user_id: i64) -> Result<Vec<StatusStats>, AppError> {
+    pub(crate) async fn order_stats(&self, user_id: i64) -> Result<Vec<StatusStats>, AppError> {
         let pipeline = [
             doc! {"$match": {"user_id": user_id}},
             doc! {"$group": {
@@ -183,7 +175,7 @@ impl<'a> Db<'a> {
     }
 
     /// Inserts one order document.
-    pub async fn insert_order(&self, order: Document) -> Result<(), AppError> {
+    pub(crate) async fn insert_order(&self, order: Document) -> Result<(), AppError> {
         self.observe("insert", ORDERS, async {
             match self.kind {
                 Backend::Sync(db) => db.collection::<Document>(ORDERS).insert_one(order).run(),
@@ -201,26 +193,11 @@ impl<'a> Db<'a> {
         collection: &'static str,
         call: impl std::future::Future<Output = mongodb::error::Result<T>>,
     ) -> Result<T, AppError> {
-        let span = if self.spans {
-            let (namespace, system) = match self.kind {
-                Backend::Sync(db) => (db.name().to_string(), "mongodb"),
-                Backend::Async(db) => (db.name().to_string(), "mongodb"),
-            };
-            tracing::info_span!(
-                parent: self.parent,
-                "db",
-                otel.name = format!("{operation} {collection}"),
-                otel.kind = "client",
-                db.system.name = system,
-                db.namespace = namespace,
-                db.operation.name = operation,
-                db.collection.name = collection,
-                error.type = tracing::field::Empty,
-                otel.status_code = tracing::field::Empty,
-            )
-        } else {
-            tracing::Span::none()
+        let namespace = match self.kind {
+            Backend::Sync(db) => db.name(),
+            Backend::Async(db) => db.name(),
         };
+        let span = spans::db(self.parent, operation, collection, namespace);
         let blocking = matches!(self.kind, Backend::Sync(_));
         if blocking {
             self.tracker.transition_on_thread(Phase::Db, Instant::now());
@@ -232,8 +209,7 @@ impl<'a> Db<'a> {
         }
         result.map_err(|e| {
             let (kind, app) = classify(&e);
-            span.record("error.type", kind);
-            span.record("otel.status_code", "error");
+            spans::record_db_error(&span, kind);
             self.metrics
                 .db_errors_total
                 .with_label_values(&[operation, kind])
@@ -291,7 +267,7 @@ fn stats_from(d: &Document) -> StatusStats {
 }
 
 /// Creates the indexes the routes need (idempotent).
-pub async fn create_indexes(db: &mongodb::Database) -> mongodb::error::Result<()> {
+pub(crate) async fn create_indexes(db: &mongodb::Database) -> mongodb::error::Result<()> {
     db.collection::<Document>(ORDERS)
         .create_index(
             IndexModel::builder()
@@ -306,6 +282,3 @@ pub async fn create_indexes(db: &mongodb::Database) -> mongodb::error::Result<()
         .await?;
     Ok(())
 }
-
-/// Shared so tests and `seed` can reach the async client's database.
-pub type SharedClients = Arc<Clients>;

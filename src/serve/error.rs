@@ -1,4 +1,4 @@
-//! The one error type of the app, and its mapping to HTTP (DESIGN.md §2).
+//! The one error type of the app, and its mapping to HTTP status, JSON body and headers.
 //!
 //! Internal causes are logged once where they happen and never sent to clients: a response
 //! carries a stable `code` and a message written for the client.
@@ -9,7 +9,7 @@ use serde_json::json;
 
 /// Everything a request can fail with.
 #[derive(Debug, Clone, PartialEq)]
-pub enum AppError {
+pub(crate) enum AppError {
     /// 400: malformed JSON, ids or parameters; the message says what is wrong.
     BadRequest(String),
     /// 401: missing or wrong bearer token.
@@ -18,8 +18,8 @@ pub enum AppError {
     Forbidden(&'static str),
     /// 404: unknown user or route.
     NotFound(String),
-    /// 405: known route, wrong method.
-    MethodNotAllowed,
+    /// 405: known route, wrong method; carries the `Allow` header's value.
+    MethodNotAllowed(&'static str),
     /// 413: body over `limits.max_body_bytes`.
     PayloadTooLarge(usize),
     /// 503 + Retry-After: load shed (queue full, too many in flight, shutting down).
@@ -33,13 +33,13 @@ pub enum AppError {
 }
 
 impl AppError {
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         match self {
             AppError::BadRequest(_) => 400,
             AppError::Unauthorized => 401,
             AppError::Forbidden(_) => 403,
             AppError::NotFound(_) => 404,
-            AppError::MethodNotAllowed => 405,
+            AppError::MethodNotAllowed(_) => 405,
             AppError::PayloadTooLarge(_) => 413,
             AppError::Overloaded(_) | AppError::DbUnavailable => 503,
             AppError::Timeout => 504,
@@ -47,13 +47,13 @@ impl AppError {
         }
     }
 
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             AppError::BadRequest(_) => "bad_request",
             AppError::Unauthorized => "unauthorized",
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not_found",
-            AppError::MethodNotAllowed => "method_not_allowed",
+            AppError::MethodNotAllowed(_) => "method_not_allowed",
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::Overloaded(_) => "overloaded",
             AppError::DbUnavailable => "db_unavailable",
@@ -62,12 +62,12 @@ impl AppError {
         }
     }
 
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         match self {
             AppError::BadRequest(m) | AppError::NotFound(m) => m.clone(),
             AppError::Unauthorized => "missing or invalid bearer token".into(),
             AppError::Forbidden(m) => (*m).into(),
-            AppError::MethodNotAllowed => "method not allowed on this route".into(),
+            AppError::MethodNotAllowed(_) => "method not allowed on this route".into(),
             AppError::PayloadTooLarge(limit) => {
                 format!("request body is larger than {limit} bytes")
             }
@@ -79,7 +79,7 @@ impl AppError {
     }
 
     /// `Retry-After` for 503s.
-    pub fn retry_after(&self) -> Option<Duration> {
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
         match self {
             AppError::Overloaded(_) => Some(Duration::from_secs(1)),
             AppError::DbUnavailable => Some(Duration::from_secs(2)),
@@ -88,7 +88,7 @@ impl AppError {
     }
 
     /// The JSON body: `{"error": {"code": "...", "message": "..."}}`.
-    pub fn body(&self) -> serde_json::Value {
+    pub(crate) fn body(&self) -> serde_json::Value {
         json!({"error": {"code": self.code(), "message": self.message()}})
     }
 }

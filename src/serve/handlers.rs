@@ -1,4 +1,4 @@
-//! The app's routes and their handler logic, written once for both modes (DESIGN.md §5).
+//! The handler logic of each route, written once for both modes.
 //!
 //! Each route follows the lecture's request shape: framework → DB (is the user valid) →
 //! compute (access check) → DB (the real query) → compute (build the response) → JSON. The
@@ -8,79 +8,18 @@ use mongodb::bson::{doc, oid::ObjectId, Bson, DateTime, Document};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::api::{Call, ORDER_STATUSES};
 use crate::config::WorkloadConfig;
-use crate::db::Db;
-use crate::error::AppError;
-use crate::workload;
-
-/// A matched app route. Its template is the `route` label and the span name.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Route {
-    User(i64),
-    Report(i64),
-    CreateOrder,
-}
-
-/// Route templates, the only values of the `route` label.
-pub const USER: &str = "/api/users/{id}";
-pub const REPORT: &str = "/api/users/{id}/report";
-pub const ORDERS: &str = "/api/orders";
-/// The `route` label of requests that matched no route.
-pub const UNMATCHED: &str = "unmatched";
-
-impl Route {
-    pub fn template(&self) -> &'static str {
-        match self {
-            Route::User(_) => USER,
-            Route::Report(_) => REPORT,
-            Route::CreateOrder => ORDERS,
-        }
-    }
-
-    /// Matches a method and path. `Err` carries the error and the template to label it with.
-    pub fn match_request(method: &str, path: &str) -> Result<Route, (AppError, &'static str)> {
-        let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-        let (route, template) = match segments.as_slice() {
-            ["", "api", "users", id] => (parse_id(id).map(Route::User), USER),
-            ["", "api", "users", id, "report"] => (parse_id(id).map(Route::Report), REPORT),
-            ["", "api", "orders"] => (Ok(Route::CreateOrder), ORDERS),
-            _ => {
-                return Err((
-                    AppError::NotFound(format!("no route for {path}")),
-                    UNMATCHED,
-                ))
-            }
-        };
-        let expected = if template == ORDERS { "POST" } else { "GET" };
-        if method != expected {
-            return Err((AppError::MethodNotAllowed, template));
-        }
-        route.map_err(|e| (e, template))
-    }
-}
-
-fn parse_id(s: &str) -> Result<i64, AppError> {
-    match s.parse::<i64>() {
-        Ok(id) if id > 0 => Ok(id),
-        _ => Err(AppError::BadRequest(format!(
-            "user id must be a positive integer, got {:?}",
-            truncate(s, 40)
-        ))),
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
+use crate::observe::spans;
+use crate::serve::db::Db;
+use crate::serve::error::AppError;
+use crate::serve::workload;
 
 /// A successful response: status and JSON body.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Value,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: Value,
 }
 
 /// The body of `POST /api/orders`.
@@ -97,8 +36,6 @@ fn default_status() -> String {
     "pending".into()
 }
 
-const STATUSES: [&str; 4] = ["paid", "pending", "shipped", "refunded"];
-
 /// Parses and validates an order body; 400 with a precise message otherwise.
 fn parse_order(body: &[u8]) -> Result<NewOrder, AppError> {
     let order: NewOrder = serde_json::from_slice(body)
@@ -113,29 +50,25 @@ fn parse_order(body: &[u8]) -> Result<NewOrder, AppError> {
             "amount_cents must be between 1 and 100000000".into(),
         ));
     }
-    if !STATUSES.contains(&order.status.as_str()) {
+    if !ORDER_STATUSES.contains(&order.status.as_str()) {
         return Err(AppError::BadRequest(format!(
-            "status must be one of {STATUSES:?}"
+            "status must be one of {ORDER_STATUSES:?}"
         )));
     }
     Ok(order)
 }
 
 /// The per-request context a handler computes with.
-pub struct Ctx<'a> {
-    pub workload: &'a WorkloadConfig,
-    pub span: &'a tracing::Span,
-    pub spans: bool,
+pub(crate) struct Ctx<'a> {
+    pub(crate) workload: &'a WorkloadConfig,
+    /// The request's span (`Span::none()` when it has none).
+    pub(crate) span: &'a tracing::Span,
 }
 
 impl Ctx<'_> {
     /// One compute segment: real work over `data`, inside a `compute` span.
     fn compute(&self, name: &'static str, ms: f64, data: &[u8]) -> u64 {
-        let span = if self.spans {
-            tracing::info_span!(parent: self.span, "compute", reclaimd.segment = name)
-        } else {
-            tracing::Span::none()
-        };
+        let span = spans::compute(self.span, name);
         let _entered = span.enter();
         workload::burn(ms, data)
     }
@@ -149,14 +82,14 @@ fn bytes_of(d: &Document) -> Vec<u8> {
 }
 
 /// Handles one matched request. The same code runs in both modes; only `db` differs.
-pub async fn handle(
-    route: &Route,
+pub(crate) async fn handle(
+    call: Call,
     body: &[u8],
     ctx: &Ctx<'_>,
     db: &Db<'_>,
 ) -> Result<Reply, AppError> {
-    match *route {
-        Route::User(id) => {
+    match call {
+        Call::User(id) => {
             let user = find_user(db, id).await?;
             let digest = ctx.compute(
                 "build_response",
@@ -168,7 +101,7 @@ pub async fn handle(
                 body: json!({"user": user_json(&user), "digest": format!("{digest:016x}")}),
             })
         }
-        Route::Report(id) => {
+        Call::Report(id) => {
             let user = find_user(db, id).await?;
             let access = ctx.compute(
                 "access_check",
@@ -201,7 +134,7 @@ pub async fn handle(
                 }),
             })
         }
-        Route::CreateOrder => {
+        Call::Order => {
             let order = parse_order(body)?;
             let user = find_user(db, order.user_id).await?;
             let digest = ctx.compute(
@@ -260,30 +193,6 @@ fn user_json(d: &Document) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routes_match_templates_and_reject_bad_input() {
-        assert_eq!(
-            Route::match_request("GET", "/api/users/7"),
-            Ok(Route::User(7))
-        );
-        assert_eq!(
-            Route::match_request("GET", "/api/users/7/report"),
-            Ok(Route::Report(7))
-        );
-        assert_eq!(
-            Route::match_request("POST", "/api/orders"),
-            Ok(Route::CreateOrder)
-        );
-        let (e, t) = Route::match_request("GET", "/api/users/abc").unwrap_err();
-        assert_eq!((e.status(), t), (400, USER));
-        let (e, _) = Route::match_request("GET", "/api/users/-1/report").unwrap_err();
-        assert_eq!(e.status(), 400);
-        let (e, t) = Route::match_request("GET", "/nope").unwrap_err();
-        assert_eq!((e.status(), t), (404, UNMATCHED));
-        let (e, _) = Route::match_request("DELETE", "/api/users/1").unwrap_err();
-        assert_eq!(e.status(), 405);
-    }
 
     #[test]
     fn order_validation() {

@@ -1,4 +1,4 @@
-//! The HTTP layer (hyper 1.x), shared by both modes: the app listener and the admin listener.
+//! The HTTP layer (hyper 1.x), shared by both modes: the app and admin services.
 //!
 //! It parses requests, reads bodies within `limits.max_body_bytes`, calls [`App::serve`],
 //! and writes JSON responses with the `Server-Timing` header. It also records each response
@@ -11,45 +11,41 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use hyper::header::{
+    HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use hyper::{Request, Response, StatusCode};
 use serde_json::json;
+use subtle::ConstantTimeEq;
 
-use crate::app::App;
-use crate::error::AppError;
-use crate::handlers::Route;
-use crate::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
-use crate::server_timing::Mode;
+use crate::api::{self, Mode};
+use crate::observe::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+use crate::serve::app::{self, App};
+use crate::serve::error::AppError;
 
-pub type Body = Full<Bytes>;
+pub(crate) type Body = Full<Bytes>;
 
 /// Serves one app request.
-pub async fn app_service(
+pub(crate) async fn app_service(
     app: Arc<App>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let arrival = Instant::now();
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
-    let route = Route::match_request(&method, &path);
-    let body = match &route {
-        Ok(Route::CreateOrder) => read_body(req, app.config.limits.max_body_bytes).await,
+    let call = api::parse(&method, &path).map_err(app::unmatched);
+    let body = match &call {
+        Ok(c) if c.route().has_body() => read_body(req, app.config.limits.max_body_bytes).await,
         _ => Ok(Bytes::new()),
     };
-    let outcome = app.serve(route, body, arrival, &method, &path).await;
-    let (status, json_body, retry_after) = match &outcome.result {
-        Ok(reply) => (reply.status, reply.body.clone(), None),
-        Err(e) => (e.status(), e.body(), e.retry_after()),
+    let outcome = app.serve(call, body, arrival, &method, &path).await;
+    let (status, mut response) = match &outcome.result {
+        Ok(reply) => (reply.status, json_response(reply.status, &reply.body)),
+        Err(e) => (e.status(), error_response(e)),
     };
-    let mut response = json_response(status, &json_body);
     let timing = outcome.timing.server_timing(outcome.mode).to_string();
     if let Ok(v) = HeaderValue::from_str(&timing) {
         response.headers_mut().insert("server-timing", v);
-    }
-    if let Some(after) = retry_after {
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
     }
     app.metrics.observe_request(
         outcome.mode,
@@ -92,18 +88,28 @@ fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
     response
 }
 
+/// The JSON error response, with the headers its status calls for: `Retry-After` on 503,
+/// `Allow` on 405, `WWW-Authenticate` on 401.
 fn error_response(e: &AppError) -> Response<Body> {
     let mut response = json_response(e.status(), &e.body());
+    let headers = response.headers_mut();
     if let Some(after) = e.retry_after() {
-        response
-            .headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+        headers.insert(RETRY_AFTER, HeaderValue::from(after.as_secs().max(1)));
+    }
+    match e {
+        AppError::MethodNotAllowed(allow) => {
+            headers.insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        AppError::Unauthorized => {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        _ => {}
     }
     response
 }
 
 /// Serves one admin request: `/metrics`, `/healthz`, `/readyz`, `/admin/mode`.
-pub async fn admin_service(
+pub(crate) async fn admin_service(
     app: Arc<App>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
@@ -129,10 +135,11 @@ pub async fn admin_service(
             Ok(body) => json_response(200, &body),
             Err(e) => error_response(&e),
         },
-        (_, "/metrics" | "/healthz" | "/readyz" | "/admin/mode") => {
-            error_response(&AppError::MethodNotAllowed)
+        (_, "/metrics" | "/healthz" | "/readyz") => {
+            error_response(&AppError::MethodNotAllowed("GET"))
         }
-        (_, path) => error_response(&AppError::NotFound(format!("no admin route for {path}"))),
+        (_, "/admin/mode") => error_response(&AppError::MethodNotAllowed("GET, PUT")),
+        _ => error_response(&AppError::NotFound("no such admin route".into())),
     };
     Ok(response)
 }
@@ -147,10 +154,9 @@ async fn put_mode(app: &App, req: Request<Incoming>) -> Result<serde_json::Value
     let presented = req
         .headers()
         .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !constant_time_eq(presented.as_bytes(), token.as_bytes()) {
+        .and_then(|v| bearer(v.as_bytes()))
+        .unwrap_or_default();
+    if !bool::from(presented.ct_eq(token.as_bytes())) {
         return Err(AppError::Unauthorized);
     }
     let body = read_body(req, 1024).await?;
@@ -166,15 +172,11 @@ async fn put_mode(app: &App, req: Request<Incoming>) -> Result<serde_json::Value
     Ok(json!({"mode": set.mode, "previous": previous}))
 }
 
-/// Compares secrets without an early exit, so timing does not reveal the matching prefix.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        let x = a.get(i).copied().unwrap_or(0);
-        let y = b.get(i).copied().unwrap_or(0);
-        diff |= usize::from(x ^ y);
-    }
-    diff == 0
+/// The credentials of an `Authorization: Bearer <token>` header; the scheme is
+/// case-insensitive (RFC 9110 §11.1).
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(7)?;
+    (scheme.eq_ignore_ascii_case(b"bearer ")).then(|| rest.trim_ascii())
 }
 
 #[cfg(test)]
@@ -182,10 +184,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn token_comparison() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-        assert!(!constant_time_eq(b"", b"x"));
+    fn bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer(b"Bearer s3cret"), Some(&b"s3cret"[..]));
+        assert_eq!(bearer(b"bearer  s3cret "), Some(&b"s3cret"[..]));
+        assert_eq!(bearer(b"BEARER s3cret"), Some(&b"s3cret"[..]));
+        assert_eq!(bearer(b"Basic czNjcmV0"), None);
+        assert_eq!(bearer(b"Bearer"), None);
     }
 }

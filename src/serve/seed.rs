@@ -11,11 +11,12 @@ use mongodb::bson::{doc, DateTime, Document};
 use mongodb::error::ErrorKind;
 use mongodb::options::InsertManyOptions;
 
-use crate::db::{self, ORDERS, USERS};
+use crate::api::ORDER_STATUSES;
+use crate::config::MongoConfig;
+use crate::serve::db::{self, ORDERS, USERS};
 
 const BATCH: u64 = 1000;
 const TIERS: [&str; 3] = ["free", "pro", "enterprise"];
-const STATUSES: [&str; 4] = ["paid", "pending", "shipped", "refunded"];
 
 /// The user document with id `id`.
 pub fn user(id: u64) -> Document {
@@ -36,7 +37,7 @@ pub fn order(id: u64, users: u64) -> Document {
         "_id": id as i64,
         "user_id": ((id - 1) % users + 1) as i64,
         "amount_cents": (500 + h % 50_000) as i64,
-        "status": STATUSES[(h % 4) as usize],
+        "status": ORDER_STATUSES[(h % 4) as usize],
         "created_at": DateTime::from_millis(1_700_000_000_000 + (id as i64) * 1_000),
     }
 }
@@ -44,7 +45,9 @@ pub fn order(id: u64, users: u64) -> Document {
 /// Counts of what a seed run did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Seeded {
+    /// Documents written by this run.
     pub inserted: u64,
+    /// Documents that were already there.
     pub existing: u64,
 }
 
@@ -62,6 +65,25 @@ pub async fn seed(
     })
     .await?;
     Ok((u, o))
+}
+
+/// Seeds the database `config` names: what `reclaimd seed` runs. Errors are written for
+/// the user (an unreachable server says which setting to check).
+pub async fn seed_database(
+    config: &MongoConfig,
+    users: u64,
+    orders: u64,
+) -> Result<(Seeded, Seeded), String> {
+    let opts = db::client_options(config).await?;
+    let client = mongodb::Client::with_options(opts).map_err(|e| e.kind.to_string())?;
+    seed(&client.database(&config.database), users, orders, true)
+        .await
+        .map_err(|e| match e.kind.as_ref() {
+            ErrorKind::ServerSelection { .. } => {
+                "MongoDB is unreachable (check mongodb.uri / RECLAIMD_MONGODB__URI)".to_string()
+            }
+            other => other.to_string(),
+        })
 }
 
 async fn insert_all(
@@ -127,7 +149,7 @@ mod tests {
             let o = order(id, 10);
             let uid = o.get_i64("user_id").unwrap();
             assert!((1..=10).contains(&uid));
-            assert!(STATUSES.contains(&o.get_str("status").unwrap()));
+            assert!(ORDER_STATUSES.contains(&o.get_str("status").unwrap()));
         }
         assert_eq!(user(5).get_i64("_id").unwrap(), 5);
     }

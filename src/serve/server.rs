@@ -16,13 +16,14 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
-use crate::app::App;
 use crate::config::{Config, Source};
-use crate::http;
+use crate::process;
+use crate::serve::app::App;
+use crate::serve::http;
 
 /// Serves the app and admin listeners until `shutdown` completes, then stops accepting,
 /// lets in-flight requests finish (up to `server.drain_timeout`) and returns.
-pub async fn run(
+pub(crate) async fn run(
     app: Arc<App>,
     app_listener: TcpListener,
     admin_listener: TcpListener,
@@ -126,8 +127,11 @@ async fn accept_loop(
 
 /// A daemon running on background threads.
 pub struct Server {
+    /// Where the app listener is bound.
     pub app_addr: SocketAddr,
+    /// Where the admin listener is bound.
     pub admin_addr: SocketAddr,
+    /// The running app (mode flips, the task monitor).
     pub app: Arc<App>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -138,12 +142,7 @@ impl Server {
     /// Builds the app, binds both listeners (port 0 works) and starts serving. Watches the
     /// config file for changes when `source` is given. Blocking; call outside a runtime.
     pub fn start(config: Config, source: Option<Source>) -> Result<Server, String> {
-        let http_rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.server.http_threads)
-            .thread_name("reclaimd-http")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
+        let http_rt = process::runtime("reclaimd-http", Some(config.server.http_threads))?;
         let (app_listener, admin_listener) = http_rt.block_on(async {
             let app_l = TcpListener::bind(config.server.listen).await.map_err(|e| {
                 format!(
@@ -210,13 +209,10 @@ impl Server {
         self.stop_and_join();
     }
 
-    /// Serves until `signal` completes (e.g. [`shutdown_signal`]), then shuts down
+    /// Serves until `signal` completes (e.g. [`process::shutdown_signal`]), then shuts down
     /// gracefully and returns.
     pub fn run_until(mut self, signal: impl Future<Output = ()>) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build();
-        match rt {
+        match process::runtime("", Some(1)) {
             Ok(rt) => rt.block_on(signal),
             Err(e) => tracing::error!(error = %e, "cannot wait for signals; shutting down"),
         }
@@ -238,29 +234,6 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop_and_join();
-    }
-}
-
-/// Completes on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -30,7 +30,7 @@ fn rounds(n: u64, seed: &[u8]) -> u64 {
 }
 
 /// Measures this machine's hashing speed (best of several short runs) once.
-pub fn calibrate() -> f64 {
+pub(crate) fn calibrate() -> f64 {
     *ROUNDS_PER_MS.get_or_init(|| {
         let n = 20_000;
         let mut best = f64::MAX;
@@ -45,7 +45,7 @@ pub fn calibrate() -> f64 {
 
 /// Does `ms` milliseconds' worth (on an idle core) of hashing over `data`; returns a digest
 /// of it, which callers put in the response so the work cannot be optimised away.
-pub fn burn(ms: f64, data: &[u8]) -> u64 {
+pub(crate) fn burn(ms: f64, data: &[u8]) -> u64 {
     let n = (ms.max(0.0) * calibrate()).round() as u64;
     black_box(rounds(black_box(n), data))
 }

@@ -1,0 +1,157 @@
+//! The two dispatchers and what they share: a [`Job`] (one request on its way to a handler)
+//! and [`Dispatchers::dispatch`], which sends it to the mode's dispatcher, sheds what cannot
+//! be served, and enforces the request's deadline.
+//! - [`sync_pool::SyncPool`]: `sync.workers` OS threads take jobs from a bounded queue and run
+//!   each request start to finish with the blocking driver.
+//! - [`async_rt::AsyncRuntime`]: a tokio runtime with `async.worker_threads` threads runs
+//!   each request as a task with the async driver.
+
+pub(crate) mod async_rt;
+pub(crate) mod sync_pool;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::api::{Call, Mode};
+use crate::config::{LimitsConfig, WorkloadConfig};
+use crate::observe::measure::Phase;
+use crate::observe::measure::{Timing, Tracker};
+use crate::observe::metrics::Metrics;
+use crate::serve::db::{Backend, Clients, Db};
+use crate::serve::error::AppError;
+use crate::serve::handlers::{self, Ctx, Reply};
+
+use async_rt::AsyncRuntime;
+use sync_pool::{Refused, SyncPool};
+
+/// A request's result and its time split.
+pub(crate) type Done = (Result<Reply, AppError>, Timing);
+
+/// One request on its way to a dispatcher.
+pub(crate) struct Job {
+    pub(crate) call: Call,
+    pub(crate) body: Bytes,
+    pub(crate) workload: Arc<WorkloadConfig>,
+    /// Child of `span`, open from arrival until a worker (or first poll) starts the request.
+    pub(crate) queue_span: tracing::Span,
+    /// The request's span; `Span::none()` when spans are off, and then no child is created.
+    pub(crate) span: tracing::Span,
+    pub(crate) deadline: Instant,
+    pub(crate) tracker: Arc<Tracker>,
+}
+
+impl Job {
+    /// Runs the request's handler through `backend`: the one path both dispatchers share.
+    async fn run(self, backend: Backend<'_>, metrics: &Metrics) -> Result<Reply, AppError> {
+        // The request has started: its queue span ends here.
+        drop(self.queue_span);
+        let ctx = Ctx {
+            workload: &self.workload,
+            span: &self.span,
+        };
+        let db = Db::new(backend, &self.tracker, metrics, &self.span);
+        handlers::handle(self.call, &self.body, &ctx, &db).await
+    }
+}
+
+/// Both dispatchers, and the admission rules in front of them.
+pub(crate) struct Dispatchers {
+    pub(crate) pool: SyncPool,
+    pub(crate) async_rt: AsyncRuntime,
+    clients: Arc<Clients>,
+    metrics: Arc<Metrics>,
+    limits: LimitsConfig,
+    shutting_down: AtomicBool,
+}
+
+impl Dispatchers {
+    pub(crate) fn new(
+        pool: SyncPool,
+        async_rt: AsyncRuntime,
+        clients: Arc<Clients>,
+        metrics: Arc<Metrics>,
+        limits: LimitsConfig,
+    ) -> Dispatchers {
+        Dispatchers {
+            pool,
+            async_rt,
+            clients,
+            metrics,
+            limits,
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    /// Stops taking new requests (they get 503) while in-flight ones finish.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Serves `job` in `mode`, or sheds it.
+    pub(crate) async fn dispatch(&self, mode: Mode, job: Job) -> Done {
+        let tracker = job.tracker.clone();
+        let deadline = job.deadline;
+        let shed = |reason: &'static str, e: AppError| {
+            self.metrics
+                .shed_total
+                .with_label_values(&[mode.as_str(), reason])
+                .inc();
+            (Err(e), tracker.snapshot(Instant::now()))
+        };
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return shed("shutdown", AppError::Overloaded("shutting down"));
+        }
+        let waited = match mode {
+            Mode::Sync => {
+                let rx = match self.pool.try_submit(job) {
+                    Ok(rx) => rx,
+                    Err(Refused::Full) => {
+                        return shed("queue_full", AppError::Overloaded("queue full"))
+                    }
+                    Err(Refused::Closed) => {
+                        return shed("shutdown", AppError::Overloaded("shutting down"))
+                    }
+                };
+                match tokio::time::timeout_at(deadline.into(), rx).await {
+                    Ok(Ok(done)) => Some(done),
+                    Ok(Err(_)) => Some((Err(AppError::Internal), tracker.snapshot(Instant::now()))),
+                    Err(_) => None,
+                }
+            }
+            Mode::Async => {
+                if self.async_rt.in_flight() >= self.limits.max_in_flight {
+                    return shed(
+                        "in_flight",
+                        AppError::Overloaded("too many requests in flight"),
+                    );
+                }
+                if self.metrics.stats(Mode::Async).in_phase(Phase::Queue)
+                    > self.limits.max_queue as i64
+                {
+                    return shed("queue_full", AppError::Overloaded("queue full"));
+                }
+                let mut task = self
+                    .async_rt
+                    .spawn(job, self.clients.clone(), self.metrics.clone());
+                match tokio::time::timeout_at(deadline.into(), &mut task).await {
+                    Ok(Ok(done)) => Some(done),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "request task failed");
+                        Some((Err(AppError::Internal), tracker.snapshot(Instant::now())))
+                    }
+                    Err(_) => {
+                        task.abort();
+                        None
+                    }
+                }
+            }
+        };
+        match waited {
+            Some(done) => done,
+            None => shed("timeout", AppError::Timeout),
+        }
+    }
+}
