@@ -4,6 +4,7 @@
 //!
 //! `bench_report OUT_DIR BENCHMARKS.md PLOT.svg`. A `## mongo-wire` section already in
 //! BENCHMARKS.md is kept as it is (another suite writes it).
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -6,6 +6,7 @@
 //! delay; a delay makes requests wait, for a memory baseline). Answers every request with
 //! `200 {"hello":"world"}` and a `Server-Timing` header with zero phases; the benchmark
 //! also uses it as a sink for OTLP/HTTP span export.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::convert::Infallible;
 

@@ -9,6 +9,7 @@
 //! ```sh
 //! cargo run --release --example measure_cost
 //! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,9 +17,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Instant;
 
-use reclaimd::measure::{Instrumented, Tracker};
-use reclaimd::metrics::Metrics;
-use reclaimd::server_timing::Mode;
+use reclaimd::api::Mode;
+use reclaimd::observe::measure::{Instrumented, Tracker};
+use reclaimd::observe::metrics::Metrics;
 
 /// Returns `Pending` `waits` times, waking itself each time (as a DB reply would).
 struct Waits(u32);
@@ -54,7 +55,7 @@ fn main() {
         let start = Instant::now();
         for _ in 0..count {
             let arrival = Instant::now();
-            let tracker = Tracker::new(Mode::Async, metrics.mode(Mode::Async).clone(), arrival);
+            let tracker = Tracker::new(metrics.stats(Mode::Async).clone(), arrival);
             let mut fut = Box::pin(monitor.instrument(Instrumented::new(Waits(2), tracker)));
             let timing = loop {
                 if let Poll::Ready(((), timing)) = fut.as_mut().poll(cx) {

@@ -245,10 +245,7 @@ mod tests {
             panic!("an id that overflows i64 is a bad id");
         };
         assert_eq!(kept.len(), 40);
-        assert_eq!(
-            "quick".parse::<Route>().unwrap_err().contains("quick"),
-            true
-        );
+        assert!("quick".parse::<Route>().unwrap_err().contains("quick"));
         assert_eq!("sync".parse::<Mode>(), Ok(Mode::Sync));
         assert!("turbo".parse::<Mode>().is_err());
     }

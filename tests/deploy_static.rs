@@ -3,6 +3,7 @@
 //!
 //! Checks that need an external tool (`docker-compose`, `promtool`) fail under `CI=true` when
 //! the tool is missing and are skipped, with a message saying so, otherwise.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ const PROMETHEUS_SYNTHETIC: &[&str] = &["up"];
 
 /// The metric families the daemon exports, as the daemon itself lists them.
 fn exported_metrics() -> BTreeSet<String> {
-    reclaimd::metrics::exported_metric_names()
+    reclaimd::observe::metrics::exported_metric_names()
         .into_iter()
         .collect()
 }

@@ -1,12 +1,14 @@
 //! The load generator's schedule and accounting, against a local server with a known delay.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod load_support;
 
 use std::time::Duration;
 
 use load_support::FakeOptions;
-use reclaimd::load::{run_load, Arrivals, LoadPlan, Progress, Route};
-use reclaimd::server_timing::Mode;
+use reclaimd::api::Mode;
+use reclaimd::api::Route;
+use reclaimd::load::{run_load, Arrivals, LoadPlan, Progress};
 
 fn plan(targets: Vec<String>) -> LoadPlan {
     LoadPlan {

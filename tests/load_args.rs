@@ -1,4 +1,5 @@
 //! Bad arguments to `reclaimd load` exit with status 2 and say what is wrong.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::process::Command;
 

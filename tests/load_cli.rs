@@ -1,5 +1,6 @@
 //! `reclaimd load` as a user runs it: `--duration 0` runs until SIGINT, then prints the
 //! final table and writes `--json`.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod load_support;
 

@@ -1,6 +1,7 @@
 //! The measurement model (DESIGN.md §4) checked on a live daemon: phases add up, reclaimed
 //! time is exactly 0 with one sync worker and positive in async, thread accounting matches
 //! DB waits, gauges behave, tokio-metrics agrees, and promtool accepts the exposition.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{metric_value, TestApp};
-use reclaimd::server_timing::Mode;
+use reclaimd::api::Mode;
 
 const STATES: [&str; 4] = ["queued", "computing", "waiting_db", "runnable"];
 

@@ -1,5 +1,6 @@
 //! `scenario lecture` against a stand-in server: one that serves one request at a time (like
 //! sync mode with one worker) and one that overlaps waits (like async mode).
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 #[path = "load_support/mod.rs"]
 mod load_support;
@@ -8,9 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use load_support::FakeOptions;
-use reclaimd::load::Route;
+use reclaimd::api::Mode;
+use reclaimd::api::Route;
 use reclaimd::scenario::{lecture, render_runs, LectureOptions};
-use reclaimd::server_timing::Mode;
 
 fn opts(serial: bool) -> FakeOptions {
     FakeOptions {

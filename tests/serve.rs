@@ -1,5 +1,6 @@
 //! `reclaimd serve` against the MongoDB test double: routes in both modes, every error case,
 //! live mode flips under load, a MongoDB outage, graceful shutdown, and the core claim.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{Resp, TestApp};
 use hyper::Method;
-use reclaimd::server_timing::Mode;
+use reclaimd::api::Mode;
 
 fn assert_error(r: &Resp, status: u16, code: &str) {
     assert_eq!(r.status, status, "{r:?}");

@@ -2,6 +2,7 @@
 //! `OTEL_*` variables, exports to a small OTLP receiver run by the test (OTLP/HTTP protobuf,
 //! or gRPC over h2c), decoded with `opentelemetry-proto`. SIGTERM makes the daemon flush its
 //! last spans before it exits. Also: no collector listening, and the `always_off` sampler.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 
@@ -469,7 +470,7 @@ fn without_a_collector_the_daemon_keeps_serving_and_logs_the_export_error_once()
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", closed.as_str()),
             // Debug shows each suppressed failure, so the test knows several happened.
-            ("RUST_LOG", "info,reclaimd::telemetry=debug"),
+            ("RUST_LOG", "info,reclaimd::observe::telemetry=debug"),
         ],
     );
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -1,6 +1,7 @@
 //! The span tree of a request, in both modes, checked with the SDK's in-memory exporter:
 //! the daemon runs in-process against the MongoDB test double, with the global subscriber
 //! installed once for this test binary (the sync pool's threads need a global one).
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 
@@ -11,10 +12,10 @@ use std::time::{Duration, Instant};
 use opentelemetry::trace::{SpanId, SpanKind};
 use opentelemetry::Value;
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use reclaimd::api::Mode;
 use reclaimd::config::Config;
-use reclaimd::server::Server;
-use reclaimd::server_timing::Mode;
-use reclaimd::telemetry::TelemetryGuard;
+use reclaimd::observe::telemetry::TelemetryGuard;
+use reclaimd::serve::Server;
 
 const REPORT: &str = "/api/users/{id}/report";
 
@@ -26,7 +27,7 @@ fn exporter() -> &'static InMemorySpanExporter {
             let provider = SdkTracerProvider::builder()
                 .with_simple_exporter(exporter.clone())
                 .build();
-            let guard = reclaimd::telemetry::init_with_provider(Some(provider));
+            let guard = reclaimd::observe::telemetry::init_with_provider(Some(provider));
             assert!(
                 guard.exporting(),
                 "a global subscriber was already installed"

@@ -12,9 +12,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use mongo_wire::{MongoWire, Options};
+use reclaimd::api::Mode;
 use reclaimd::config::{Config, Overrides, Source};
-use reclaimd::server::Server;
-use reclaimd::server_timing::{Mode, ServerTiming};
+use reclaimd::serve::Server;
+use reclaimd::server_timing::ServerTiming;
 
 pub const USERS: u64 = 50;
 pub const ORDERS: u64 = 500;
@@ -86,7 +87,7 @@ fn seed(wire: &MongoWire) {
     rt.block_on(async {
         let client = mongodb::Client::with_uri_str(wire.uri()).await.unwrap();
         let db = client.database("reclaimd");
-        reclaimd::seed::seed(&db, USERS, ORDERS, false)
+        reclaimd::serve::seed::seed(&db, USERS, ORDERS, false)
             .await
             .unwrap();
     });

@@ -16,7 +16,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use reclaimd::server_timing::{Mode, ServerTiming};
+use reclaimd::api::Mode;
+use reclaimd::server_timing::ServerTiming;
 use tokio::net::TcpListener;
 
 #[derive(Debug, Clone)]
