@@ -16,6 +16,17 @@ use serde::{Deserialize, Deserializer};
 
 use crate::api::Mode;
 
+/// Upper bounds of counts and sizes: beyond them the process could not allocate what the
+/// setting asks for (the sync queue is allocated up front), or the runtime would refuse it.
+const MAX_CONNECTIONS: usize = 1_000_000;
+const MAX_QUEUE: usize = 100_000;
+const MAX_IN_FLIGHT: usize = 1_000_000;
+const MAX_BODY_BYTES: usize = 64 << 20;
+const MAX_POOL_SIZE: usize = 10_000;
+/// The longest duration any setting accepts.
+const MAX_DURATION: Duration = Duration::from_secs(3600);
+const MS: Duration = Duration::from_millis(1);
+
 /// The path used when `--config` is not given.
 pub const DEFAULT_PATH: &str = "config/reclaimd.toml";
 
@@ -101,8 +112,25 @@ pub struct LimitsConfig {
     /// Arrival to response; past it the client gets 504.
     #[serde(deserialize_with = "de_duration")]
     pub request_timeout: Duration,
+    /// Shedding by time: a request whose predicted wait for a worker (sync) or for the
+    /// handler threads (async) exceeds this is answered 503 at once instead of waiting. The
+    /// effective value is at most half of `request_timeout`.
+    #[serde(deserialize_with = "de_duration")]
+    pub max_queue_wait: Duration,
+    /// A request body must arrive within this long after the request head, or the client
+    /// gets 408 and the connection is closed.
+    #[serde(deserialize_with = "de_duration")]
+    pub body_read_timeout: Duration,
     /// Larger request bodies get 413.
     pub max_body_bytes: usize,
+}
+
+impl LimitsConfig {
+    /// The predicted wait beyond which requests are shed: `max_queue_wait`, at most half of
+    /// `request_timeout`.
+    pub fn queue_wait_budget(&self) -> Duration {
+        self.max_queue_wait.min(self.request_timeout / 2)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -201,6 +229,8 @@ impl Default for LimitsConfig {
             max_queue: 1000,
             max_in_flight: 20_000,
             request_timeout: Duration::from_secs(10),
+            max_queue_wait: Duration::from_secs(1),
+            body_read_timeout: Duration::from_secs(5),
             max_body_bytes: 65_536,
         }
     }
@@ -331,31 +361,73 @@ impl Config {
 
     /// Checks ranges that types alone do not.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let count = |key: &str, v: usize, max: usize| {
+            if (1..=max).contains(&v) {
+                Ok(())
+            } else {
+                Err(ConfigError(format!(
+                    "invalid `{key}`: must be between 1 and {max} (got {v})"
+                )))
+            }
+        };
+        count("sync.workers", self.sync.workers, 4096)?;
+        count("async.worker_threads", self.async_.worker_threads, 256)?;
+        count("server.http_threads", self.server.http_threads, 64)?;
+        count(
+            "server.max_connections",
+            self.server.max_connections,
+            MAX_CONNECTIONS,
+        )?;
+        count("limits.max_queue", self.limits.max_queue, MAX_QUEUE)?;
+        count(
+            "limits.max_in_flight",
+            self.limits.max_in_flight,
+            MAX_IN_FLIGHT,
+        )?;
+        count(
+            "limits.max_body_bytes",
+            self.limits.max_body_bytes,
+            MAX_BODY_BYTES,
+        )?;
+        count(
+            "mongodb.max_pool_size",
+            self.mongodb.max_pool_size as usize,
+            MAX_POOL_SIZE,
+        )?;
+        // Durations are added to `Instant`s; bounding them keeps that arithmetic exact.
+        for (key, d, min) in [
+            (
+                "server.header_read_timeout",
+                self.server.header_read_timeout,
+                MS,
+            ),
+            (
+                "server.drain_timeout",
+                self.server.drain_timeout,
+                Duration::ZERO,
+            ),
+            ("limits.request_timeout", self.limits.request_timeout, MS),
+            ("limits.max_queue_wait", self.limits.max_queue_wait, MS),
+            (
+                "limits.body_read_timeout",
+                self.limits.body_read_timeout,
+                MS,
+            ),
+            (
+                "mongodb.server_selection_timeout",
+                self.mongodb.server_selection_timeout,
+                MS,
+            ),
+            ("mongodb.connect_timeout", self.mongodb.connect_timeout, MS),
+        ] {
+            if d < min || d > MAX_DURATION {
+                return Err(ConfigError(format!(
+                    "invalid `{key}`: must be between {} and 1h (got {d:?})",
+                    if min.is_zero() { "0" } else { "1ms" }
+                )));
+            }
+        }
         let err = |key: &str, why: &str| Err(ConfigError(format!("invalid `{key}`: {why}")));
-        if !(1..=4096).contains(&self.sync.workers) {
-            return err("sync.workers", "must be between 1 and 4096");
-        }
-        if !(1..=256).contains(&self.async_.worker_threads) {
-            return err("async.worker_threads", "must be between 1 and 256");
-        }
-        if !(1..=64).contains(&self.server.http_threads) {
-            return err("server.http_threads", "must be between 1 and 64");
-        }
-        if self.server.max_connections == 0 {
-            return err("server.max_connections", "must be at least 1");
-        }
-        if self.limits.max_queue == 0 {
-            return err("limits.max_queue", "must be at least 1");
-        }
-        if self.limits.max_in_flight == 0 {
-            return err("limits.max_in_flight", "must be at least 1");
-        }
-        if self.limits.request_timeout.is_zero() {
-            return err("limits.request_timeout", "must be more than 0");
-        }
-        if self.server.header_read_timeout.is_zero() {
-            return err("server.header_read_timeout", "must be more than 0");
-        }
         if !self.mongodb.uri.starts_with("mongodb://")
             && !self.mongodb.uri.starts_with("mongodb+srv://")
         {
@@ -366,9 +438,6 @@ impl Config {
         }
         if self.mongodb.database.is_empty() || self.mongodb.database.contains(['/', '.', ' ']) {
             return err("mongodb.database", "must be a plain database name");
-        }
-        if self.mongodb.max_pool_size == 0 {
-            return err("mongodb.max_pool_size", "must be at least 1");
         }
         for (key, ms) in [
             ("workload.user_compute_ms", self.workload.user_compute_ms),
@@ -547,6 +616,59 @@ mod tests {
         assert!(e.contains("mongodb.uri"), "{e}");
         let e = load("mode = ", &[]).unwrap_err().0;
         assert!(e.contains("test.toml"), "{e}");
+    }
+
+    #[test]
+    fn values_serve_could_not_run_with_are_rejected_with_key_and_range() {
+        for (text, key) in [
+            (
+                "[server]\nmax_connections = 9223372036854775807",
+                "server.max_connections",
+            ),
+            (
+                "[limits]\nmax_queue = 4611686018427387904",
+                "limits.max_queue",
+            ),
+            ("[limits]\nmax_queue = 1000000000", "limits.max_queue"),
+            ("[limits]\nmax_in_flight = 0", "limits.max_in_flight"),
+            ("[limits]\nmax_body_bytes = 0", "limits.max_body_bytes"),
+            (
+                "[mongodb]\nmax_pool_size = 4000000000",
+                "mongodb.max_pool_size",
+            ),
+            (
+                "[limits]\nrequest_timeout = \"10000000000000000000s\"",
+                "request_timeout",
+            ),
+            (
+                "[server]\nheader_read_timeout = \"10000000000000000000s\"",
+                "header_read_timeout",
+            ),
+            (
+                "[server]\ndrain_timeout = \"10000000000000000000s\"",
+                "drain_timeout",
+            ),
+            ("[server]\ndrain_timeout = \"2h\"", "server.drain_timeout"),
+            ("[limits]\nmax_queue_wait = \"0\"", "limits.max_queue_wait"),
+            (
+                "[limits]\nbody_read_timeout = \"2h\"",
+                "limits.body_read_timeout",
+            ),
+        ] {
+            let e = load(text, &[]).unwrap_err().0;
+            assert!(e.contains(key), "{text}: {e}");
+        }
+        let e = load("[limits]\nmax_queue = 1000000000", &[]).unwrap_err().0;
+        assert!(e.contains("between 1 and 100000"), "{e}");
+        let c = load(
+            "[limits]\nmax_queue = 100000\nrequest_timeout = \"1h\"",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(c.limits.max_queue, 100_000);
+        assert_eq!(c.limits.queue_wait_budget(), Duration::from_secs(1));
+        let c = load("[limits]\nrequest_timeout = \"1s\"", &[]).unwrap();
+        assert_eq!(c.limits.queue_wait_budget(), Duration::from_millis(500));
     }
 
     #[test]

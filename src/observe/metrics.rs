@@ -43,7 +43,7 @@ pub struct Metrics {
     pub phase_seconds_total: CounterVec,
     /// `reclaimd_queue_capacity`: `limits.max_queue`.
     pub queue_capacity: IntGauge,
-    /// `reclaimd_shed_total{mode,reason}`: requests refused with 503 (queue_full|in_flight|shutdown) or 504 (timeout).
+    /// `reclaimd_shed_total{mode,reason}`: requests refused with 503 (queue_wait|queue_full|in_flight|shutdown) or 504 (timeout).
     pub shed_total: IntCounterVec,
     /// `reclaimd_db_errors_total{operation,kind}`: failed MongoDB calls.
     pub db_errors_total: IntCounterVec,
@@ -116,7 +116,7 @@ impl Metrics {
         let shed_total = IntCounterVec::new(
             opts(
                 "shed_total",
-                "Requests refused (503: queue_full, in_flight, shutdown) or timed out (504: timeout).",
+                "Requests refused with 503 (queue_wait: predicted wait over the budget; queue_full; in_flight; shutdown) or timed out with 504 (timeout).",
             ),
             &["mode", "reason"],
         )?;
@@ -174,7 +174,13 @@ impl Metrics {
             for phase in Phase::ALL {
                 phase_seconds_total.with_label_values(&[mode, phase.as_str()]);
             }
-            for reason in ["queue_full", "in_flight", "shutdown", "timeout"] {
+            for reason in [
+                "queue_wait",
+                "queue_full",
+                "in_flight",
+                "shutdown",
+                "timeout",
+            ] {
                 shed_total.with_label_values(&[mode, reason]);
             }
         }

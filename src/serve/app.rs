@@ -85,6 +85,7 @@ impl App {
             config.limits.max_queue,
             clients.clone(),
             metrics.clone(),
+            config.limits.queue_wait_budget(),
         )?;
         let mut runtimes = vec![Runtime::new(
             "handlers",
@@ -109,6 +110,7 @@ impl App {
             clients.clone(),
             metrics.clone(),
             config.limits.clone(),
+            config.async_.worker_threads,
         );
         Ok(Arc::new(App {
             config,

@@ -6,12 +6,13 @@
 //! - [`async_rt::AsyncRuntime`]: a tokio runtime with `async.worker_threads` threads runs
 //!   each request as a task with the async driver.
 
+mod admission;
 pub(crate) mod async_rt;
 pub(crate) mod sync_pool;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -24,6 +25,7 @@ use crate::serve::db::{Backend, Clients, Db};
 use crate::serve::error::AppError;
 use crate::serve::handlers::{self, Ctx, Reply};
 
+use admission::Admission;
 use async_rt::AsyncRuntime;
 use sync_pool::{Refused, SyncPool};
 
@@ -64,6 +66,8 @@ pub(crate) struct Dispatchers {
     clients: Arc<Clients>,
     metrics: Arc<Metrics>,
     limits: LimitsConfig,
+    /// Shedding by time in async mode (the sync pool has its own).
+    async_admission: Admission,
     shutting_down: AtomicBool,
 }
 
@@ -74,12 +78,14 @@ impl Dispatchers {
         clients: Arc<Clients>,
         metrics: Arc<Metrics>,
         limits: LimitsConfig,
+        async_threads: usize,
     ) -> Dispatchers {
         Dispatchers {
             pool,
             async_rt,
             clients,
             metrics,
+            async_admission: Admission::new(limits.queue_wait_budget(), async_threads),
             limits,
             shutting_down: AtomicBool::new(false),
         }
@@ -90,7 +96,8 @@ impl Dispatchers {
         self.shutting_down.store(true, Ordering::SeqCst);
     }
 
-    /// Serves `job` in `mode`, or sheds it.
+    /// Serves `job` in `mode`, or sheds it: 503 at once when it cannot start in time, 504
+    /// when its deadline passes.
     pub(crate) async fn dispatch(&self, mode: Mode, job: Job) -> Done {
         let tracker = job.tracker.clone();
         let deadline = job.deadline;
@@ -101,11 +108,20 @@ impl Dispatchers {
                 .inc();
             (Err(e), tracker.snapshot(Instant::now()))
         };
+        const TOO_LONG: &str = "predicted wait exceeds limits.max_queue_wait";
         if self.shutting_down.load(Ordering::SeqCst) {
             return shed("shutdown", AppError::Overloaded("shutting down"));
         }
-        let waited = match mode {
+        // This request is counted among the queued since its arrival.
+        let others = |phase: Phase| -> usize {
+            let n = self.metrics.stats(mode).in_phase(phase);
+            usize::try_from(n).unwrap_or(0)
+        };
+        let done = match mode {
             Mode::Sync => {
+                if !self.pool.admits(others(Phase::Queue).saturating_sub(1)) {
+                    return shed("queue_wait", AppError::Overloaded(TOO_LONG));
+                }
                 let rx = match self.pool.try_submit(job) {
                     Ok(rx) => rx,
                     Err(Refused::Full) => {
@@ -116,9 +132,17 @@ impl Dispatchers {
                     }
                 };
                 match tokio::time::timeout_at(deadline.into(), rx).await {
-                    Ok(Ok(done)) => Some(done),
-                    Ok(Err(_)) => Some((Err(AppError::Internal), tracker.snapshot(Instant::now()))),
-                    Err(_) => None,
+                    Ok(Ok(done)) => done,
+                    Ok(Err(_)) if self.shutting_down.load(Ordering::SeqCst) => {
+                        return shed("shutdown", AppError::Overloaded("shutting down"))
+                    }
+                    Ok(Err(_)) => {
+                        // Workers answer every job they take, even a late one; only a
+                        // worker thread that died drops it.
+                        tracing::error!("a sync worker dropped a request without answering");
+                        (Err(AppError::Internal), tracker.snapshot(Instant::now()))
+                    }
+                    Err(_) => return shed("timeout", AppError::Timeout),
                 }
             }
             Mode::Async => {
@@ -128,30 +152,39 @@ impl Dispatchers {
                         AppError::Overloaded("too many requests in flight"),
                     );
                 }
-                if self.metrics.stats(Mode::Async).in_phase(Phase::Queue)
-                    > self.limits.max_queue as i64
-                {
+                let queued = others(Phase::Queue);
+                if queued > self.limits.max_queue {
                     return shed("queue_full", AppError::Overloaded("queue full"));
+                }
+                let ahead = (queued + others(Phase::Sched)).saturating_sub(1);
+                if !self.async_admission.admits(ahead, Duration::ZERO) {
+                    return shed("queue_wait", AppError::Overloaded(TOO_LONG));
                 }
                 let mut task = self
                     .async_rt
                     .spawn(job, self.clients.clone(), self.metrics.clone());
                 match tokio::time::timeout_at(deadline.into(), &mut task).await {
-                    Ok(Ok(done)) => Some(done),
+                    Ok(Ok(done)) => {
+                        self.async_admission.record(done.1.get(Phase::Compute));
+                        done
+                    }
                     Ok(Err(e)) => {
                         tracing::error!(error = %e, "request task failed");
-                        Some((Err(AppError::Internal), tracker.snapshot(Instant::now())))
+                        (Err(AppError::Internal), tracker.snapshot(Instant::now()))
                     }
                     Err(_) => {
                         task.abort();
-                        None
+                        return shed("timeout", AppError::Timeout);
                     }
                 }
             }
         };
-        match waited {
-            Some(done) => done,
-            None => shed("timeout", AppError::Timeout),
+        if matches!(done.0, Err(AppError::Timeout)) {
+            self.metrics
+                .shed_total
+                .with_label_values(&[mode.as_str(), "timeout"])
+                .inc();
         }
+        done
     }
 }

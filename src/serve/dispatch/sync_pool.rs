@@ -3,6 +3,7 @@
 //! busy, blocked (inside a driver call) or idle.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -15,6 +16,7 @@ use crate::api::Mode;
 use crate::observe::measure::{block_on, Phase, WorkerState};
 use crate::observe::metrics::Metrics;
 use crate::serve::db::{Backend, Clients};
+use crate::serve::dispatch::admission::Admission;
 use crate::serve::dispatch::{Done, Job};
 use crate::serve::error::AppError;
 
@@ -31,6 +33,45 @@ pub(crate) struct SyncPool {
     /// `None` once closed for shutdown.
     tx: RwLock<Option<Sender<Queued>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Who is busy since when, for admission.
+    busy: Arc<Busy>,
+    /// Shedding by time; workers record each job's time on them.
+    pub(crate) admission: Arc<Admission>,
+}
+
+/// When each worker started its current job: nanoseconds since `epoch`, plus one; 0 when
+/// idle.
+struct Busy {
+    epoch: Instant,
+    since: Vec<AtomicU64>,
+}
+
+impl Busy {
+    fn start(&self, worker: usize, at: Instant) {
+        let ns = u64::try_from(at.saturating_duration_since(self.epoch).as_nanos());
+        self.since[worker].store(ns.unwrap_or(u64::MAX - 1) + 1, Ordering::Relaxed);
+    }
+
+    fn stop(&self, worker: usize) {
+        self.since[worker].store(0, Ordering::Relaxed);
+    }
+
+    /// Idle workers, and the shortest time a busy worker has been on its job when all are
+    /// busy.
+    fn snapshot(&self, now: Instant) -> (usize, Duration) {
+        let now =
+            u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+        let mut idle = 0;
+        let mut shortest = u64::MAX;
+        for s in &self.since {
+            match s.load(Ordering::Relaxed) {
+                0 => idle += 1,
+                started => shortest = shortest.min(now.saturating_sub(started - 1)),
+            }
+        }
+        let shortest = if idle > 0 { 0 } else { shortest };
+        (idle, Duration::from_nanos(shortest))
+    }
 }
 
 impl SyncPool {
@@ -40,23 +81,45 @@ impl SyncPool {
         max_queue: usize,
         clients: Arc<Clients>,
         metrics: Arc<Metrics>,
+        budget: Duration,
     ) -> Result<SyncPool, String> {
         let (tx, rx) = crossbeam_channel::bounded(max_queue);
+        let busy = Arc::new(Busy {
+            epoch: Instant::now(),
+            since: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+        });
+        let admission = Arc::new(Admission::new(budget, workers));
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers {
-            let rx = rx.clone();
-            let clients = clients.clone();
-            let metrics = metrics.clone();
+            let worker = Worker {
+                index: i,
+                rx: rx.clone(),
+                clients: clients.clone(),
+                metrics: metrics.clone(),
+                busy: busy.clone(),
+                admission: admission.clone(),
+            };
             let thread = std::thread::Builder::new()
                 .name(format!("reclaimd-sync-{i}"))
-                .spawn(move || worker_loop(rx, clients, metrics))
+                .spawn(move || worker.run())
                 .map_err(|e| format!("cannot start sync worker thread: {e}"))?;
             threads.push(thread);
         }
         Ok(SyncPool {
             tx: RwLock::new(Some(tx)),
             threads: Mutex::new(threads),
+            busy,
+            admission,
         })
+    }
+
+    /// Whether a request with `queued` requests ahead of it in the queue can start within
+    /// the wait budget (see `admission`).
+    pub(crate) fn admits(&self, queued: usize) -> bool {
+        let (idle, on_job) = self.busy.snapshot(Instant::now());
+        // With every worker busy, one must finish before even the head of the queue starts.
+        let ahead = (queued + 1).saturating_sub(idle);
+        self.admission.admits(ahead, on_job)
     }
 
     /// Queues `job`; the receiver gets its result.
@@ -88,40 +151,62 @@ impl SyncPool {
     }
 }
 
-/// One pool thread: idle while waiting for a job, then busy (own code) or blocked (inside a
-/// driver call) until the job is answered. Its three counters add up to its wall time.
-fn worker_loop(rx: Receiver<Queued>, clients: Arc<Clients>, metrics: Arc<Metrics>) {
-    let counters = metrics.stats(Mode::Sync).clone();
-    let mut mark = Instant::now();
-    loop {
-        let received = rx.recv_timeout(Duration::from_secs(1));
-        let now = Instant::now();
-        counters.add_worker(WorkerState::Idle, now - mark);
-        mark = now;
-        let (job, reply) = match received {
-            Ok(j) => j,
-            Err(RecvTimeoutError::Timeout) => continue,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
-        if now >= job.deadline || reply.is_closed() {
-            // The client was already answered 504 (or went away): don't start the work.
-            continue;
+/// One pool thread and what it needs.
+struct Worker {
+    index: usize,
+    rx: Receiver<Queued>,
+    clients: Arc<Clients>,
+    metrics: Arc<Metrics>,
+    busy: Arc<Busy>,
+    admission: Arc<Admission>,
+}
+
+impl Worker {
+    /// Idle while waiting for a job, then busy (own code) or blocked (inside a driver call)
+    /// until the job is answered. Its three counters add up to its wall time.
+    fn run(self) {
+        let counters = self.metrics.stats(Mode::Sync).clone();
+        let mut mark = Instant::now();
+        loop {
+            let received = self.rx.recv_timeout(Duration::from_secs(1));
+            let now = Instant::now();
+            counters.add_worker(WorkerState::Idle, now - mark);
+            mark = now;
+            let (job, reply) = match received {
+                Ok(j) => j,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            if reply.is_closed() {
+                // The client was already answered (or went away): don't start the work.
+                continue;
+            }
+            if now >= job.deadline {
+                // Too late to start: answer 504 now rather than let the dispatcher find a
+                // closed channel.
+                let timing = job.tracker.finish_on_thread(now);
+                let _ = reply.send((Err(AppError::Timeout), timing));
+                continue;
+            }
+            self.busy.start(self.index, now);
+            job.tracker.transition_on_thread(Phase::Compute, now);
+            let tracker = job.tracker.clone();
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                block_on(job.run(Backend::Sync(&self.clients.sync), &self.metrics))
+            }))
+            .unwrap_or_else(|_| {
+                tracing::error!("request handler panicked");
+                Err(AppError::Internal)
+            });
+            let end = Instant::now();
+            self.busy.stop(self.index);
+            self.admission.record(end - now);
+            let timing = tracker.finish_on_thread(end);
+            let _ = reply.send((result, timing));
+            let blocked = timing.get(Phase::Db);
+            counters.add_worker(WorkerState::Blocked, blocked);
+            counters.add_worker(WorkerState::Busy, (end - mark).saturating_sub(blocked));
+            mark = end;
         }
-        job.tracker.transition_on_thread(Phase::Compute, now);
-        let tracker = job.tracker.clone();
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            block_on(job.run(Backend::Sync(&clients.sync), &metrics))
-        }))
-        .unwrap_or_else(|_| {
-            tracing::error!("request handler panicked");
-            Err(AppError::Internal)
-        });
-        let end = Instant::now();
-        let timing = tracker.finish_on_thread(end);
-        let _ = reply.send((result, timing));
-        let blocked = timing.get(Phase::Db);
-        counters.add_worker(WorkerState::Blocked, blocked);
-        counters.add_worker(WorkerState::Busy, (end - mark).saturating_sub(blocked));
-        mark = end;
     }
 }
