@@ -125,7 +125,24 @@ pub struct LimitsConfig {
     pub max_body_bytes: usize,
 }
 
+/// How request bodies are read.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Larger bodies get 413.
+    pub max_bytes: usize,
+    /// Bodies that take longer get 408.
+    pub timeout: Duration,
+}
+
 impl LimitsConfig {
+    /// The limits app request bodies are read within.
+    pub fn body_limits(&self) -> BodyLimits {
+        BodyLimits {
+            max_bytes: self.max_body_bytes,
+            timeout: self.body_read_timeout,
+        }
+    }
+
     /// The predicted wait beyond which requests are shed: `max_queue_wait`, at most half of
     /// `request_timeout`.
     pub fn queue_wait_budget(&self) -> Duration {
@@ -311,6 +328,19 @@ impl Source {
                 .filter(|(k, _)| k.starts_with("RECLAIMD_"))
                 .collect(),
             overrides,
+        }
+    }
+
+    /// Reads and validates all layers again, for a live reload. Unlike at start, an empty
+    /// file is rejected: it is almost always an editor caught between truncating the file
+    /// and writing it, and applying it would reset every key to its default.
+    pub fn reload(&self) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) if text.trim().is_empty() => Err(ConfigError(format!(
+                "{} is empty (caught mid-write?); not applied",
+                self.path.display()
+            ))),
+            _ => self.load(),
         }
     }
 

@@ -134,6 +134,9 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// How long an idle connection to a target is kept for reuse.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A validated run: what to send, where, for how long.
 #[derive(Debug, Clone)]
 pub struct LoadPlan {
@@ -202,10 +205,12 @@ impl TargetState {
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(plan.timeout));
         // HTTP/1.1 carries one request at a time per connection, so capping in-flight requests
-        // caps connections too; the pool keeps them all reusable.
+        // caps connections too; the pool keeps them all reusable. An idle connection is
+        // dropped well before the daemon drops it (`server.header_read_timeout`, 5 s by
+        // default), so a request is never sent on a connection the server is closing.
         let client = Client::builder(TokioExecutor::new())
             .pool_max_idle_per_host(plan.max_in_flight as usize)
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(IDLE_TIMEOUT)
             .build(connector);
         TargetState {
             base: base.to_string(),

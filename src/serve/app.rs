@@ -154,7 +154,7 @@ impl App {
         let Some(source) = &self.source else {
             return Ok(());
         };
-        match source.load() {
+        match source.reload() {
             Ok(new) => {
                 let restart = self.config.restart_needed(&new);
                 if !restart.is_empty() {

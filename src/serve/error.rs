@@ -20,6 +20,9 @@ pub(crate) enum AppError {
     NotFound(String),
     /// 405: known route, wrong method; carries the `Allow` header's value.
     MethodNotAllowed(&'static str),
+    /// 408: the body did not arrive within `limits.body_read_timeout`; the connection is
+    /// closed.
+    BodyTimeout,
     /// 413: body over `limits.max_body_bytes`.
     PayloadTooLarge(usize),
     /// 503 + Retry-After: load shed (queue full, too many in flight, shutting down).
@@ -40,6 +43,7 @@ impl AppError {
             AppError::Forbidden(_) => 403,
             AppError::NotFound(_) => 404,
             AppError::MethodNotAllowed(_) => 405,
+            AppError::BodyTimeout => 408,
             AppError::PayloadTooLarge(_) => 413,
             AppError::Overloaded(_) | AppError::DbUnavailable => 503,
             AppError::Timeout => 504,
@@ -54,6 +58,7 @@ impl AppError {
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not_found",
             AppError::MethodNotAllowed(_) => "method_not_allowed",
+            AppError::BodyTimeout => "body_timeout",
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::Overloaded(_) => "overloaded",
             AppError::DbUnavailable => "db_unavailable",
@@ -68,6 +73,7 @@ impl AppError {
             AppError::Unauthorized => "missing or invalid bearer token".into(),
             AppError::Forbidden(m) => (*m).into(),
             AppError::MethodNotAllowed(_) => "method not allowed on this route".into(),
+            AppError::BodyTimeout => "the request body did not arrive in time".into(),
             AppError::PayloadTooLarge(limit) => {
                 format!("request body is larger than {limit} bytes")
             }

@@ -12,13 +12,15 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderValue, ALLOW, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+    HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER,
+    WWW_AUTHENTICATE,
 };
 use hyper::{Request, Response, StatusCode};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::api::{self, Mode};
+use crate::config::BodyLimits;
 use crate::observe::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 use crate::serve::app::{self, App};
 use crate::serve::error::AppError;
@@ -35,7 +37,7 @@ pub(crate) async fn app_service(
     let path = req.uri().path().to_string();
     let call = api::parse(&method, &path).map_err(app::unmatched);
     let body = match &call {
-        Ok(c) if c.route().has_body() => read_body(req, app.config.limits.max_body_bytes).await,
+        Ok(c) if c.route().has_body() => read_body(req, &app.config.limits.body_limits()).await,
         _ => Ok(Bytes::new()),
     };
     let outcome = app.serve(call, body, arrival, &method, &path).await;
@@ -57,8 +59,10 @@ pub(crate) async fn app_service(
     Ok(response)
 }
 
-/// Reads a body of at most `limit` bytes: 413 past it, 400 if the body cannot be read.
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, AppError> {
+/// Reads a body within `limits`: 413 past its size, 408 past its deadline, 400 if the body
+/// cannot be read.
+async fn read_body(req: Request<Incoming>, limits: &BodyLimits) -> Result<Bytes, AppError> {
+    let limit = limits.max_bytes;
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -67,12 +71,14 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, AppErr
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(AppError::PayloadTooLarge(limit));
     }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+    let collect = Limited::new(req.into_body(), limit).collect();
+    match tokio::time::timeout(limits.timeout, collect).await {
+        Err(_) => Err(AppError::BodyTimeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             Err(AppError::PayloadTooLarge(limit))
         }
-        Err(_) => Err(AppError::BadRequest(
+        Ok(Err(_)) => Err(AppError::BadRequest(
             "could not read the request body".into(),
         )),
     }
@@ -102,6 +108,10 @@ fn error_response(e: &AppError) -> Response<Body> {
         }
         AppError::Unauthorized => {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        AppError::BodyTimeout => {
+            // The rest of the body may still trickle in: don't read it, close.
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
         }
         _ => {}
     }
@@ -159,7 +169,11 @@ async fn put_mode(app: &App, req: Request<Incoming>) -> Result<serde_json::Value
     if !bool::from(presented.ct_eq(token.as_bytes())) {
         return Err(AppError::Unauthorized);
     }
-    let body = read_body(req, 1024).await?;
+    let limits = BodyLimits {
+        max_bytes: 1024,
+        timeout: app.config.limits.body_read_timeout,
+    };
+    let body = read_body(req, &limits).await?;
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct SetMode {

@@ -250,19 +250,29 @@ async fn reload_on_sighup(app: Arc<App>) {
     }
 }
 
-/// Polls the config file's modification time and size every 500 ms. Polling (not inotify)
-/// works on bind mounts in containers and on every platform.
+/// How often the watcher looks at the config file. A change is applied once the file has
+/// stayed the same for one more interval, so a file caught mid-write is not applied.
+const WATCH_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Polls the config file's modification time and size. Polling (not inotify) works on bind
+/// mounts in containers and on every platform.
 fn watch_file(
     path: &std::path::Path,
-    mut last: Option<(SystemTime, u64)>,
+    mut applied: Option<(SystemTime, u64)>,
     app: &App,
     stop: &std::sync::atomic::AtomicBool,
 ) {
+    let mut seen = applied;
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(WATCH_INTERVAL);
         let now = file_stamp(path);
-        if now != last {
-            last = now;
+        if now != seen {
+            // Still changing: wait until it settles.
+            seen = now;
+            continue;
+        }
+        if now != applied {
+            applied = now;
             tracing::info!(path = %path.display(), "config file changed: reloading");
             let _ = app.reload();
         }
