@@ -1,10 +1,14 @@
-//! Wire framing: parses one complete request message (OP_MSG or legacy OP_QUERY) into a
-//! command document, and encodes replies (OP_MSG, or OP_REPLY for OP_QUERY).
+//! The wire codec: [`read_frame`] cuts one length-prefixed message off a byte stream,
+//! [`parse_message`] decodes it (OP_MSG with its kind-0 body and kind-1 document sequences,
+//! or the legacy OP_QUERY handshake) into a command document, and [`encode_reply`] frames the
+//! answer (OP_MSG, or OP_REPLY for OP_QUERY) with `responseTo` set to the request's id.
 //!
-//! Everything here is a pure function over bytes so it can be property-tested: no input may
-//! panic it. Errors close the offending connection only.
+//! Apart from `read_frame` everything here is a pure function over bytes, property-tested
+//! against arbitrary input: no input may panic it. An error closes the offending connection
+//! only. [`encode_op_msg`] is the client side, for tests.
 
 use bson::{Bson, Document, RawDocument};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Largest message we accept, as advertised in `hello` (`maxMessageSizeBytes`).
 pub const MAX_MESSAGE_SIZE: usize = 48_000_000;
@@ -19,8 +23,14 @@ pub const OP_QUERY: i32 = 2004;
 pub const OP_MSG: i32 = 2013;
 
 const HEADER_LEN: usize = 16;
-const FLAG_CHECKSUM_PRESENT: u32 = 1;
-const FLAG_MORE_TO_COME: u32 = 1 << 1;
+/// OP_MSG flag: the message ends with a CRC-32C.
+pub const FLAG_CHECKSUM_PRESENT: u32 = 1;
+/// OP_MSG flag: the sender sends another message without waiting for a reply (in a request:
+/// an unacknowledged write, which gets no reply).
+pub const FLAG_MORE_TO_COME: u32 = 1 << 1;
+/// OP_MSG flag: the client would accept a stream of replies (exhaust); this server never
+/// streams, so it answers once, as if the bit were clear.
+pub const FLAG_EXHAUST_ALLOWED: u32 = 1 << 16;
 /// Bits 0-15 are "required": a receiver must reject unknown ones. Optional bits (16+, e.g.
 /// `exhaustAllowed`) are ignored: we never stream replies.
 const REQUIRED_BITS: u32 = 0xffff;
@@ -76,6 +86,20 @@ impl Request {
     pub fn command_name(&self) -> &str {
         self.body.keys().next().map(String::as_str).unwrap_or("")
     }
+}
+
+/// Reads one whole message (header included) from `r`. The length prefix is checked before
+/// anything is allocated; the rest is read however the bytes arrive (one message split over
+/// many reads, or many messages in one read: `r` keeps what follows).
+pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>> {
+    let mut prefix = [0u8; 4];
+    r.read_exact(&mut prefix).await?;
+    let len = check_length(prefix, MAX_MESSAGE_SIZE)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let mut buf = vec![0u8; len];
+    buf[..4].copy_from_slice(&prefix);
+    r.read_exact(&mut buf[4..]).await?;
+    Ok(buf)
 }
 
 /// Validates the total length declared in a 4-byte little-endian prefix.
