@@ -356,7 +356,19 @@ pub fn matches(doc: &Document, filter: &Document) -> QResult<bool> {
     Ok(true)
 }
 
+/// A regular expression in a filter position that would pattern-match in MongoDB: an error
+/// here, not an equality test that silently never matches.
+fn reject_regex(v: &Bson) -> QResult<()> {
+    match v {
+        Bson::RegularExpression(_) => Err(CmdError::bad_value(
+            "regular expressions are not supported by mongo-wire",
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn match_path(doc: &Document, path: &str, cond: &Bson) -> QResult<bool> {
+    reject_regex(cond)?;
     let values = values_at(doc, path);
     match is_operator_doc(cond) {
         Some(ops) => {
@@ -395,6 +407,7 @@ fn eval_operator(values: &[&Bson], op: &str, operand: &Bson) -> QResult<bool> {
             let Bson::Array(list) = operand else {
                 return Err(CmdError::bad_value(format!("{op} needs an array")));
             };
+            list.iter().try_for_each(reject_regex)?;
             let hit = list.iter().any(|t| eq_any(values, t));
             if op == "$in" {
                 hit
@@ -726,6 +739,12 @@ mod tests {
         assert!(!t(doc! { "s": { "$gt": 1 } }), "no cross-type $gt");
         assert!(t(doc! { "$or": [ { "s": "x" }, { "_id": 5 } ] }));
         assert!(matches(&d, &doc! { "a": { "$regex": "x" } }).is_err());
+        let regex = Bson::RegularExpression(bson::Regex {
+            pattern: "^pa".into(),
+            options: String::new(),
+        });
+        assert!(matches(&d, &doc! { "s": regex.clone() }).is_err());
+        assert!(matches(&d, &doc! { "s": { "$in": [regex] } }).is_err());
     }
 
     #[test]
