@@ -20,11 +20,15 @@
 //!   `listIndexes`, `listCollections`, `listDatabases`.
 //! - Faults and latency: per data command latency plus jitter, `refuse`, `stall`, `drop`.
 //!
-//! What it does not implement: auth, TLS, compression, replica sets, transactions, change
-//! streams, write concerns (accepted and ignored), `maxTimeMS`, collation, regular
-//! expressions, array update operators, `findAndModify`, `distinct`, and most aggregation
-//! stages and expressions. Those are `ok: 0` errors that name what is missing (unknown
-//! commands: code 59 `CommandNotFound`), never silently wrong answers.
+//! What it does not implement:
+//! - Errors that name what is missing (never a silently wrong answer): other commands (code
+//!   59 `CommandNotFound`: auth, `findAndModify`, `distinct`, `bulkWrite`, ...), other query
+//!   and update operators (`$regex` and regex values, `$push`, ...), other pipeline stages,
+//!   accumulators and expressions, pipeline updates, `collation`, `let`, tailable cursors.
+//! - Accepted and ignored: write and read concerns, `maxTimeMS`, `hint`, `comment`.
+//! - Absent by design: persistence, TLS, compression, authentication, replica sets and
+//!   sharding (it is a standalone server: no transactions, no change streams), query planning
+//!   (only equality or `$in` on `_id` or on a single-field index narrows a scan).
 //!
 //! Modules:
 //! - [`wire`]: the codec: framing, OP_MSG/OP_QUERY parsing, reply encoding.
@@ -35,6 +39,7 @@
 //! - `aggregate`: the aggregation pipeline and its expressions.
 //! - `store`: in-memory collections and their indexes.
 //! - `error`: command errors and their `ok: 0` replies.
+//! - [`control`]: the text control protocol the binary reads with `--stdin-control`.
 //!
 //! [`MongoWire::start`] runs the server on its own thread with its own tokio runtime, so it
 //! works from plain `#[test]`s and from any tokio test without competing with the caller's
@@ -42,6 +47,7 @@
 
 mod aggregate;
 mod commands;
+pub mod control;
 mod error;
 mod query;
 mod server;
