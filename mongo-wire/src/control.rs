@@ -79,7 +79,7 @@ fn on_off(on: bool) -> &'static str {
 /// Applies one control line and returns what was applied (the text after `ok `) or why not
 /// (after `error `). Returns once the change is in effect: connections closed, the listener
 /// closed or listening again.
-pub fn apply(handle: &Handle, line: &str) -> Result<String, String> {
+fn apply(handle: &Handle, line: &str) -> Result<String, String> {
     Ok(match parse(line)? {
         Command::Nothing => "nothing".into(),
         Command::Latency { ms, jitter_ms } => {

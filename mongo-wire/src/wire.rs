@@ -1,6 +1,6 @@
-//! The wire codec: [`read_frame`] cuts one length-prefixed message off a byte stream,
+//! The wire codec: `read_frame` cuts one length-prefixed message off a byte stream,
 //! [`parse_message`] decodes it (OP_MSG with its kind-0 body and kind-1 document sequences,
-//! or the legacy OP_QUERY handshake) into a command document, and [`encode_reply`] frames the
+//! or the legacy OP_QUERY handshake) into a command document, and `encode_reply` frames the
 //! answer (OP_MSG, or OP_REPLY for OP_QUERY) with `responseTo` set to the request's id.
 //!
 //! Apart from `read_frame` everything here is a pure function over bytes, property-tested
@@ -11,16 +11,16 @@ use bson::{Bson, Document, RawDocument};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Largest message we accept, as advertised in `hello` (`maxMessageSizeBytes`).
-pub const MAX_MESSAGE_SIZE: usize = 48_000_000;
+pub(crate) const MAX_MESSAGE_SIZE: usize = 48_000_000;
 /// Largest BSON document, as advertised in `hello` (`maxBsonObjectSize`).
-pub const MAX_BSON_OBJECT_SIZE: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_BSON_OBJECT_SIZE: usize = 16 * 1024 * 1024;
 /// Largest document accepted inside a request, as in MongoDB (`BSONObjMaxInternalSize`): a
-/// command or update statement wraps a user document of up to [`MAX_BSON_OBJECT_SIZE`], so it
+/// command or update statement wraps a user document of up to `MAX_BSON_OBJECT_SIZE`, so it
 /// may be a little larger than that.
-pub const MAX_BSON_INTERNAL_SIZE: usize = MAX_BSON_OBJECT_SIZE + 16 * 1024;
+pub(crate) const MAX_BSON_INTERNAL_SIZE: usize = MAX_BSON_OBJECT_SIZE + 16 * 1024;
 /// Nesting limit checked before a document is decoded, so hostile nesting cannot exhaust the
 /// stack of the (recursive) decoder. MongoDB's own limit is of the same order.
-pub const MAX_BSON_DEPTH: usize = 100;
+pub(crate) const MAX_BSON_DEPTH: usize = 100;
 
 pub const OP_REPLY: i32 = 1;
 pub const OP_QUERY: i32 = 2004;
@@ -95,7 +95,7 @@ impl Request {
 /// Reads one whole message (header included) from `r`. The length prefix is checked before
 /// anything is allocated; the rest is read however the bytes arrive (one message split over
 /// many reads, or many messages in one read: `r` keeps what follows).
-pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>> {
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>> {
     let mut prefix = [0u8; 4];
     r.read_exact(&mut prefix).await?;
     let len = check_length(prefix, MAX_MESSAGE_SIZE)
@@ -107,7 +107,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Vec<
 }
 
 /// Validates the total length declared in a 4-byte little-endian prefix.
-pub fn check_length(prefix: [u8; 4], max: usize) -> Result<usize, WireError> {
+pub(crate) fn check_length(prefix: [u8; 4], max: usize) -> Result<usize, WireError> {
     let len = i32::from_le_bytes(prefix);
     if len < HEADER_LEN as i32 || len as usize > max {
         return Err(WireError::BadLength(len as i64));
@@ -172,7 +172,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Decodes one BSON document after checking its structure and depth without recursion.
-pub fn decode_document(bytes: &[u8]) -> Result<Document, WireError> {
+pub(crate) fn decode_document(bytes: &[u8]) -> Result<Document, WireError> {
     let raw = RawDocument::from_bytes(bytes).map_err(|e| WireError::BadBson(e.to_string()))?;
     check_depth(raw)?;
     Document::try_from(raw).map_err(|e| WireError::BadBson(e.to_string()))
@@ -333,7 +333,7 @@ fn parse_op_query(mut r: Reader<'_>, request_id: i32) -> Result<Request, WireErr
 }
 
 /// Encodes a reply to `request_id` in the framing the request used.
-pub fn encode_reply(
+pub(crate) fn encode_reply(
     framing: Framing,
     request_id: i32,
     response_to: i32,

@@ -12,11 +12,10 @@ use std::time::Duration;
 
 use mongo_wire::wire::{
     self, FLAG_CHECKSUM_PRESENT, FLAG_EXHAUST_ALLOWED, FLAG_MORE_TO_COME, OP_MSG, OP_QUERY,
+    OP_REPLY,
 };
 use mongo_wire::Options;
 use mongodb::bson::{doc, spec::BinarySubtype, Binary, Bson, Document};
-
-const OP_REPLY: i32 = 1;
 
 /// One reply as it came off the socket.
 #[derive(Debug)]
