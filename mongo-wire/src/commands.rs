@@ -1,5 +1,8 @@
-//! Command execution: one function per supported command, each returning MongoDB's reply
-//! shape. Unknown commands get `{ok: 0, code: 59, codeName: "CommandNotFound"}`.
+//! Command dispatch: [`Engine::run`] takes one decoded command and returns its reply, in
+//! MongoDB's reply shape. The engine owns the store and the open cursors (`firstBatch`/
+//! `getMore`/`killCursors`); each command reads its arguments here and hands the work to
+//! `query` (filters, sort, projection), `update`, `aggregate` or `store`. Errors are
+//! `{ok: 0, errmsg, code, codeName}` replies; unknown commands get code 59 `CommandNotFound`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -7,8 +10,11 @@ use std::sync::{Mutex, RwLock};
 
 use bson::{doc, oid::ObjectId, Bson, Document};
 
-use crate::query::{self, as_i64, CmdError, Projection, QResult};
+use crate::aggregate::Pipeline;
+use crate::error::{CmdError, QResult};
+use crate::query::{self, as_i64, Projection};
 use crate::store::Store;
+use crate::update;
 use crate::wire::{MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE};
 
 /// Wire version advertised: MongoDB 7.0 (the Rust driver accepts 8..=25+; pymongo 4 needs ≥ 7).
@@ -73,15 +79,6 @@ impl Default for Engine {
 
 fn ok(mut d: Document) -> Document {
     d.insert("ok", 1.0);
-    d
-}
-
-pub fn error_reply(e: &CmdError) -> Document {
-    let mut d =
-        doc! { "ok": 0.0, "errmsg": e.msg.clone(), "code": e.code, "codeName": e.code_name };
-    if let Some(extra) = &e.extra {
-        d.extend(extra.as_ref().clone());
-    }
     d
 }
 
@@ -209,7 +206,7 @@ impl Engine {
                 format!("no such command: '{other}' (mongo-wire is a test double)"),
             )),
         };
-        result.unwrap_or_else(|e| error_reply(&e))
+        result.unwrap_or_else(|e| e.reply())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Store> {
@@ -362,14 +359,6 @@ fn reject_unsupported(body: &Document) -> QResult<()> {
     Ok(())
 }
 
-fn write_error(index: usize, e: &CmdError) -> Bson {
-    let mut d = doc! { "index": index as i32, "code": e.code, "errmsg": e.msg.clone() };
-    if let Some(extra) = &e.extra {
-        d.extend(extra.as_ref().clone());
-    }
-    Bson::Document(d)
-}
-
 impl Engine {
     fn get_more(&self, db: &str, body: &Document) -> QResult<Document> {
         let id = match body.get("getMore") {
@@ -455,7 +444,7 @@ impl Engine {
             match c.insert(&ns, d) {
                 Ok(()) => n += 1,
                 Err(e) => {
-                    errors.push(write_error(i, &e));
+                    errors.push(e.write_error(i));
                     if ordered {
                         break;
                     }
@@ -500,8 +489,8 @@ impl Engine {
                 })?;
                 if targets.is_empty() {
                     if upsert {
-                        let mut d = query::upsert_seed(&q);
-                        query::apply_update(&mut d, u, true)?;
+                        let mut d = update::upsert_seed(&q);
+                        update::apply_update(&mut d, u, true)?;
                         let id = d.get("_id").cloned().unwrap_or_else(new_id);
                         // `_id` first, as MongoDB stores it.
                         let mut with_id = doc! { "_id": id.clone() };
@@ -516,7 +505,7 @@ impl Engine {
                 for seq in targets {
                     let Some(old) = c.get(seq) else { continue };
                     let mut new = old.clone();
-                    query::apply_update(&mut new, u, false)?;
+                    update::apply_update(&mut new, u, false)?;
                     n += 1;
                     if &new != old {
                         c.replace(&ns, seq, new)?;
@@ -526,7 +515,7 @@ impl Engine {
                 Ok(())
             })();
             if let Err(e) = result {
-                errors.push(write_error(i, &e));
+                errors.push(e.write_error(i));
                 if ordered {
                     break;
                 }
@@ -566,7 +555,7 @@ impl Engine {
                 Ok(())
             })();
             if let Err(e) = result {
-                errors.push(write_error(i, &e));
+                errors.push(e.write_error(i));
                 if ordered {
                     break;
                 }
@@ -624,42 +613,18 @@ impl Engine {
             )),
         };
         let batch_size = opt_int(cursor_opts, "batchSize")?;
-        let mut stages = Vec::with_capacity(pipeline.len());
-        for s in &pipeline {
-            if s.len() != 1 {
-                return Err(CmdError::new(
-                    40323,
-                    "Location40323",
-                    "A pipeline stage specification object must contain exactly one field.",
-                ));
-            }
-            if let Some((k, v)) = s.iter().next() {
-                stages.push((k.as_str(), v));
-            }
-        }
-        // The leading $match uses the indexes.
+        let mut pipeline = Pipeline::parse(&pipeline)?;
+        // The leading $match goes to the store, which uses the indexes.
+        let everything = Document::new();
+        let filter = pipeline.take_leading_match().unwrap_or(&everything);
         let mut docs = Vec::new();
-        let mut rest = stages.as_slice();
-        {
-            let store = self.read();
-            if let Some(c) = store.collection(db, coll) {
-                let empty = Document::new();
-                let filter = match stages.first() {
-                    Some(("$match", Bson::Document(f))) => {
-                        rest = &stages[1..];
-                        f
-                    }
-                    _ => &empty,
-                };
-                c.scan(filter, |_, d| {
-                    docs.push(d.clone());
-                    true
-                })?;
-            }
+        if let Some(c) = self.read().collection(db, coll) {
+            c.scan(filter, |_, d| {
+                docs.push(d.clone());
+                true
+            })?;
         }
-        for (name, spec) in rest {
-            docs = run_stage(docs, name, spec)?;
-        }
+        let docs = pipeline.run(docs)?;
         Ok(self.cursor_reply(format!("{db}.{coll}"), docs, batch_size, false))
     }
 
@@ -794,194 +759,6 @@ impl Engine {
         self.write().dbs.remove(db);
         Ok(ok(doc! { "dropped": db }))
     }
-}
-
-/// Runs one aggregation stage after the leading `$match`.
-fn run_stage(docs: Vec<Document>, name: &str, spec: &Bson) -> QResult<Vec<Document>> {
-    match (name, spec) {
-        ("$match", Bson::Document(f)) => {
-            let mut out = Vec::with_capacity(docs.len());
-            for d in docs {
-                if query::matches(&d, f)? {
-                    out.push(d);
-                }
-            }
-            Ok(out)
-        }
-        ("$sort", Bson::Document(s)) => {
-            let keys = query::parse_sort(s)?;
-            let mut docs = docs;
-            query::sort_docs(&mut docs, &keys);
-            Ok(docs)
-        }
-        ("$limit", v) => {
-            let n = as_i64(v)
-                .filter(|n| *n > 0)
-                .ok_or_else(|| CmdError::bad_value("the limit must be positive"))?;
-            let mut docs = docs;
-            docs.truncate(n as usize);
-            Ok(docs)
-        }
-        ("$skip", v) => {
-            let n = as_i64(v)
-                .filter(|n| *n >= 0)
-                .ok_or_else(|| CmdError::bad_value("the skip must be non-negative"))?;
-            Ok(docs.into_iter().skip(n as usize).collect())
-        }
-        ("$project", Bson::Document(p)) => {
-            let p = Projection::parse(p)?;
-            Ok(docs.iter().map(|d| p.apply(d)).collect())
-        }
-        ("$count", Bson::String(field)) => {
-            if docs.is_empty() {
-                return Ok(Vec::new());
-            }
-            Ok(vec![doc! { field.clone(): docs.len() as i32 }])
-        }
-        ("$group", Bson::Document(g)) => group(docs, g),
-        (other, _) => Err(CmdError::new(
-            40324,
-            "Location40324",
-            format!("Unrecognized pipeline stage name: '{other}' (not supported by mongo-wire)"),
-        )),
-    }
-}
-
-enum Acc {
-    Sum(Bson),
-    Avg(f64, u64),
-    Min(Option<Bson>),
-    Max(Option<Bson>),
-    First(Option<Bson>),
-    Last(Option<Bson>),
-    Push(Vec<Bson>),
-}
-
-fn group(docs: Vec<Document>, spec: &Document) -> QResult<Vec<Document>> {
-    let id_expr = spec.get("_id").ok_or_else(|| {
-        CmdError::new(
-            15955,
-            "Location15955",
-            "a group specification must include an _id",
-        )
-    })?;
-    query::check_expr(id_expr)?;
-    let mut accs: Vec<(&str, &str, &Bson)> = Vec::new();
-    for (field, acc) in spec.iter().filter(|(k, _)| k.as_str() != "_id") {
-        let Bson::Document(acc) = acc else {
-            return Err(CmdError::new(
-                40234,
-                "Location40234",
-                format!("The field '{field}' must be an accumulator object"),
-            ));
-        };
-        let Some((op, arg)) = acc.iter().next() else {
-            return Err(CmdError::new(
-                40234,
-                "Location40234",
-                format!("The field '{field}' must be an accumulator object"),
-            ));
-        };
-        if !matches!(
-            op.as_str(),
-            "$sum" | "$avg" | "$min" | "$max" | "$first" | "$last" | "$push" | "$count"
-        ) {
-            return Err(CmdError::new(
-                15952,
-                "Location15952",
-                format!("unknown group operator '{op}' (not supported by mongo-wire)"),
-            ));
-        }
-        query::check_expr(arg)?;
-        accs.push((field.as_str(), op.as_str(), arg));
-    }
-    let mut order: Vec<(Bson, Vec<Acc>)> = Vec::new();
-    let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
-    static ONE: Bson = Bson::Int32(1);
-    for d in &docs {
-        let key = query::eval_expr(d, id_expr).unwrap_or(Bson::Null);
-        let slot = *index.entry(query::key_of(&key)).or_insert_with(|| {
-            let fresh = accs
-                .iter()
-                .map(|(_, op, _)| match *op {
-                    "$sum" | "$count" => Acc::Sum(Bson::Int32(0)),
-                    "$avg" => Acc::Avg(0.0, 0),
-                    "$min" => Acc::Min(None),
-                    "$max" => Acc::Max(None),
-                    "$first" => Acc::First(None),
-                    "$last" => Acc::Last(None),
-                    _ => Acc::Push(Vec::new()),
-                })
-                .collect();
-            order.push((key.clone(), fresh));
-            order.len() - 1
-        });
-        for ((_, op, arg), acc) in accs.iter().zip(order[slot].1.iter_mut()) {
-            let arg = if *op == "$count" { &ONE } else { *arg };
-            let v = query::eval_expr(d, arg);
-            match acc {
-                Acc::Sum(total) => {
-                    if let Some(v) = v.filter(query::is_number) {
-                        if let Some(s) = query::add_numbers(total, &v) {
-                            *total = s;
-                        }
-                    }
-                }
-                Acc::Avg(sum, n) => {
-                    if let Some(x) = v.as_ref().and_then(query::as_f64) {
-                        *sum += x;
-                        *n += 1;
-                    }
-                }
-                Acc::Min(m) | Acc::Max(m) => {
-                    let want = if *op == "$min" {
-                        std::cmp::Ordering::Less
-                    } else {
-                        std::cmp::Ordering::Greater
-                    };
-                    if let Some(v) = v.filter(|v| !matches!(v, Bson::Null | Bson::Undefined)) {
-                        let replace = match m {
-                            None => true,
-                            Some(cur) => query::cmp_bson(&v, cur) == want,
-                        };
-                        if replace {
-                            *m = Some(v);
-                        }
-                    }
-                }
-                Acc::First(f) => {
-                    if f.is_none() {
-                        *f = Some(v.unwrap_or(Bson::Null));
-                    }
-                }
-                Acc::Last(l) => *l = Some(v.unwrap_or(Bson::Null)),
-                Acc::Push(list) => {
-                    if let Some(v) = v {
-                        list.push(v);
-                    }
-                }
-            }
-        }
-    }
-    Ok(order
-        .into_iter()
-        .map(|(key, results)| {
-            let mut out = doc! { "_id": key };
-            for ((field, _, _), acc) in accs.iter().zip(results) {
-                let v = match acc {
-                    Acc::Sum(s) => s,
-                    Acc::Avg(_, 0) => Bson::Null,
-                    Acc::Avg(s, n) => Bson::Double(s / n as f64),
-                    Acc::Min(m) | Acc::Max(m) | Acc::First(m) | Acc::Last(m) => {
-                        m.unwrap_or(Bson::Null)
-                    }
-                    Acc::Push(l) => Bson::Array(l),
-                };
-                out.insert(*field, v);
-            }
-            out
-        })
-        .collect())
 }
 
 #[cfg(test)]

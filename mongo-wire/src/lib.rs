@@ -1,23 +1,58 @@
-//! `mongo-wire`: a MongoDB wire-protocol **test double** for reclaimd's tests and benchmarks.
-//! It is not a database: documents live in memory, only the commands the daemon uses are
-//! implemented, and there is no auth, TLS, replication, transactions or durability.
+//! `mongo-wire`: a MongoDB wire-protocol **test double**, the MongoDB that reclaimd's tests,
+//! CI end-to-end run and benchmarks talk to. No MongoDB server can be installed where they run,
+//! yet every request must go through the real `mongodb` driver over real TCP, with a latency
+//! and faults the test controls. It is not a database: documents live in memory and are lost
+//! on exit.
+//!
+//! What it implements (more than the daemon needs, so that tests and the driver's own
+//! housekeeping work unmodified):
+//! - Wire: OP_MSG (body plus document sequences; `moreToCome` requests get no reply; the
+//!   checksum and `exhaustAllowed` flags are accepted, replies are never streamed) and the
+//!   legacy OP_QUERY handshake. The Rust driver (async and sync), pymongo and mongosh connect.
+//! - Handshake and monitoring: `hello`/`isMaster` (wire version 21, MongoDB 7.0; sessions;
+//!   no `topologyVersion`, so drivers poll), `ping`, `buildInfo`, `endSessions`.
+//! - Reads: `find` (filter, sort, skip, limit, projection, batchSize, singleBatch),
+//!   `getMore`, `killCursors`, `count`, `aggregate` (`$match $sort $limit $skip $project
+//!   $count $group`, see `aggregate`).
+//! - Writes: `insert`, `update` (`$set $setOnInsert $unset $inc`, replacement, upsert,
+//!   multi), `delete`, with MongoDB's `writeErrors` (duplicate key 11000).
+//! - Catalog: `create`, `drop`, `dropDatabase`, `createIndexes` (unique enforced),
+//!   `listIndexes`, `listCollections`, `listDatabases`.
+//! - Faults and latency: per data command latency plus jitter, `refuse`, `stall`, `drop`.
+//!
+//! What it does not implement:
+//! - Errors that name what is missing (never a silently wrong answer): other commands (code
+//!   59 `CommandNotFound`: auth, `findAndModify`, `distinct`, `bulkWrite`, ...), other query
+//!   and update operators (`$regex` and regex values, `$push`, ...), other pipeline stages,
+//!   accumulators and expressions, pipeline updates, `collation`, `let`, tailable cursors.
+//! - Accepted and ignored: write and read concerns, `maxTimeMS`, `hint`, `comment`.
+//! - Absent by design: persistence, TLS, compression, authentication, replica sets and
+//!   sharding (it is a standalone server: no transactions, no change streams), query planning
+//!   (only equality or `$in` on `_id` or on a single-field index narrows a scan).
 //!
 //! Modules:
-//! - [`wire`]: message framing (OP_MSG with document sequences, legacy OP_QUERY handshake) and
-//!   reply encoding; pure functions, property-tested against arbitrary input.
-//! - [`query`]: BSON ordering, filter matching, projection, sort, update operators.
-//! - `store`: in-memory collections with an `_id` index and `createIndexes` indexes.
-//! - `commands`: one function per supported command, with MongoDB's reply shapes.
-//! - `server`: the accept loop, connection tasks, injected latency and faults, counters.
+//! - [`wire`]: the codec: framing, OP_MSG/OP_QUERY parsing, reply encoding.
+//! - `server`: listener, connection tasks, injected latency and faults, counters.
+//! - `commands`: command dispatch, reply shapes, cursors.
+//! - `query`: BSON ordering, filter matching, sort, projection.
+//! - `update`: update operators and upsert seeds.
+//! - `aggregate`: the aggregation pipeline and its expressions.
+//! - `store`: in-memory collections and their indexes.
+//! - `error`: command errors and their `ok: 0` replies.
+//! - [`control`]: the text control protocol the binary reads with `--stdin-control`.
 //!
 //! [`MongoWire::start`] runs the server on its own thread with its own tokio runtime, so it
 //! works from plain `#[test]`s and from any tokio test without competing with the caller's
 //! runtime; [`Handle`] changes latency and faults at run time and reads the counters.
 
+mod aggregate;
 mod commands;
-pub mod query;
+pub mod control;
+mod error;
+mod query;
 mod server;
 mod store;
+mod update;
 pub mod wire;
 
 use std::net::SocketAddr;
@@ -26,8 +61,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::sync::watch;
-
-pub use commands::{is_handshake, MAX_WIRE_VERSION, SERVER_VERSION};
 
 /// Start-up settings. Everything here can also be changed later through [`Handle`].
 #[derive(Debug, Clone, Default)]
@@ -139,12 +172,12 @@ impl Handle {
     /// `true`: the server goes down: the listener is closed (new connections are refused)
     /// and every open connection is closed. `false`: listening again on the same port.
     pub fn set_refuse(&self, refuse: bool) {
-        self.shared.set_refuse(refuse);
+        let _ = self.shared.set_refuse(refuse);
     }
 
     /// Closes every open connection now (returns once they are closed). The listener stays.
     pub fn drop_connections(&self) {
-        self.shared.drop_connections();
+        let _ = self.shared.drop_connections();
     }
 
     /// `true`: every command (handshake included) is read and never answered. `false`: new

@@ -1,24 +1,26 @@
-//! `mongo-wire` binary: runs the test double for benchmarks and manual runs.
+//! `mongo-wire` binary: runs the test double for benchmarks, CI and manual runs.
 
-use std::io::BufRead;
 use std::time::Duration;
 
-use clap::Parser;
-use mongo_wire::{Handle, MongoWire, Options};
+use clap::{CommandFactory, FromArgMatches, Parser};
+use mongo_wire::{control, MongoWire, Options};
 
-/// MongoDB wire-protocol TEST DOUBLE for reclaimd's benchmarks and tests. Not a database:
-/// data lives in memory, only the commands reclaimd uses are implemented, no auth/TLS/
-/// replication/transactions.
+/// MongoDB wire-protocol TEST DOUBLE for reclaimd's tests, CI and benchmarks: the real
+/// `mongodb` driver talks to it over TCP where no MongoDB can be installed. Not a database:
+/// data lives in memory and is lost on exit.
+///
+/// Implements: OP_MSG and the OP_QUERY handshake; hello/isMaster, ping, buildInfo,
+/// endSessions; find, getMore, killCursors, count, aggregate ($match $sort $limit $skip
+/// $project $count $group); insert, update ($set $setOnInsert $unset $inc, replacement,
+/// upsert), delete; create, drop, dropDatabase, createIndexes (unique enforced), listIndexes,
+/// listCollections, listDatabases.
+/// Not implemented, answered with an error that names it (never a wrong result): other
+/// commands, operators, stages and expressions; collation; regular expressions.
+/// Accepted and ignored: write/read concerns, maxTimeMS. Absent by design: persistence, TLS,
+/// compression, auth, replica sets (no transactions, no change streams).
 ///
 /// Latency is added to every data command (find, insert, aggregate, getMore, ...), never to
 /// the handshake and monitoring commands (hello, isMaster, ping, buildInfo, endSessions).
-///
-/// Run-time control: while running, lines on standard input change the faults:
-///   latency MS [JITTER_MS]   set the injected latency
-///   refuse on|off            server down: close the listener and all connections / listen again
-///   stall on|off             read commands and never answer them / answer again
-///   drop                     close every open connection now
-///   stats                    print open connections, in-flight high-water mark, command counts
 #[derive(Parser, Debug)]
 #[command(name = "mongo-wire", version, verbatim_doc_comment)]
 struct Cli {
@@ -31,8 +33,8 @@ struct Cli {
     /// Extra uniform random latency in [0, N] ms added per data command.
     #[arg(long, default_value_t = 0)]
     jitter_ms: u64,
-    /// Fault: start with the listener closed (connections refused); `refuse off` on stdin
-    /// opens it on the same port.
+    /// Fault: start with the listener closed (connections refused); the control line
+    /// `refuse off` opens it on the same port.
     #[arg(long)]
     refuse: bool,
     /// Fault: start stalled (commands are read and never answered).
@@ -41,59 +43,33 @@ struct Cli {
     /// Fault: close every open connection every N milliseconds (0: never).
     #[arg(long, default_value_t = 0)]
     drop_every_ms: u64,
+    /// Read control lines (below) from standard input and acknowledge each with one line on
+    /// standard output. Off by default: standard input is then never read, so
+    /// `mongo-wire ... &` in an interactive shell keeps running instead of being stopped for
+    /// reading the terminal ("Stopped (tty input)"). With it, give it a pipe or a fifo.
+    #[arg(long)]
+    stdin_control: bool,
 }
 
-fn on_off(word: Option<&str>) -> Option<bool> {
-    match word {
-        Some("on" | "true" | "1") => Some(true),
-        Some("off" | "false" | "0") => Some(false),
-        _ => None,
-    }
-}
-
-fn control(handle: &Handle, line: &str) -> Result<String, String> {
-    let mut words = line.split_whitespace();
-    let ms = |w: Option<&str>| -> Result<Duration, String> {
-        w.unwrap_or("0")
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| format!("not a number of milliseconds in {line:?}"))
-    };
-    match words.next() {
-        Some("latency") => {
-            let latency = ms(words.next())?;
-            let jitter = ms(words.next())?;
-            handle.set_latency(latency, jitter);
-            Ok(format!("latency {latency:?} jitter {jitter:?}"))
-        }
-        Some("refuse") => {
-            let on = on_off(words.next()).ok_or("usage: refuse on|off")?;
-            handle.set_refuse(on);
-            Ok(format!("refuse {on}"))
-        }
-        Some("stall") => {
-            let on = on_off(words.next()).ok_or("usage: stall on|off")?;
-            handle.set_stall(on);
-            Ok(format!("stall {on}"))
-        }
-        Some("drop") => {
-            handle.drop_connections();
-            Ok("dropped all connections".into())
-        }
-        Some("stats") => Ok(format!(
-            "open_connections {} in_flight {} max_in_flight {} commands {:?}",
-            handle.open_connections(),
-            handle.in_flight(),
-            handle.max_in_flight(),
-            handle.command_counts()
-        )),
-        None => Ok(String::new()),
-        Some(other) => Err(format!("unknown control command {other:?}")),
-    }
+/// `--help` text after the options; the command list comes from the library.
+fn after_help() -> String {
+    format!(
+        "Run-time control (with --stdin-control): one command per line on standard input:
+{}
+Each line gets exactly one line on standard output, written once the change is in effect:
+`ok <what was applied>` (e.g. `ok latency 20ms jitter 0ms`) or `error <why>`. Wait for it
+instead of sleeping, e.g. `echo 'latency 50' >&3; read -r ack <&4`. The banner and a log of
+every control line go to standard error.",
+        control::COMMANDS
+    )
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let matches = Cli::command().after_help(after_help()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let opts = Options {
         latency: Duration::from_millis(cli.latency_ms),
         jitter: Duration::from_millis(cli.jitter_ms),
@@ -123,15 +99,18 @@ fn main() {
             h.drop_connections();
         });
     }
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        match control(&handle, &line) {
-            Ok(msg) if !msg.is_empty() => eprintln!("mongo-wire: {msg}"),
-            Ok(_) => {}
-            Err(e) => eprintln!("mongo-wire: {e}"),
+    if cli.stdin_control {
+        let served = control::serve(
+            &handle,
+            std::io::stdin().lock(),
+            std::io::stdout().lock(),
+            std::io::stderr(),
+        );
+        if let Err(e) = served {
+            eprintln!("mongo-wire: control channel closed: {e}");
         }
     }
-    // Standard input closed (or never open): serve until killed.
+    // No control channel (or it ended): serve until killed.
     loop {
         std::thread::park();
     }

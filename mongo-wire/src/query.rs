@@ -1,48 +1,16 @@
-//! Query language: BSON ordering (MongoDB's cross-type order, numbers compared by value),
-//! filter matching, projection, sort, update operators and aggregation expressions.
+//! The query language shared by `find`, `count`, `update`, `delete` and the pipeline's
+//! `$match`/`$sort`/`$project`: BSON ordering and equality as MongoDB defines them (cross-type
+//! order, numbers compared by value across int32/int64/double), canonical index keys, dotted
+//! paths, filter matching, sort and projection. Unsupported operators are errors, never
+//! silently wrong answers. Computed projection fields are evaluated by `aggregate`.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use bson::{Bson, Document};
 
-/// A command failure, rendered as `{ok: 0, errmsg, code, codeName}`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CmdError {
-    pub code: i32,
-    pub code_name: &'static str,
-    pub msg: String,
-    /// Extra reply fields (e.g. `keyPattern`/`keyValue` of a duplicate key error).
-    pub extra: Option<Box<Document>>,
-}
-
-impl CmdError {
-    pub fn new(code: i32, code_name: &'static str, msg: impl Into<String>) -> Self {
-        CmdError {
-            code,
-            code_name,
-            msg: msg.into(),
-            extra: None,
-        }
-    }
-    pub fn with_key(mut self, key_pattern: Document, key_value: Document) -> Self {
-        self.extra = Some(Box::new(
-            bson::doc! { "keyPattern": key_pattern, "keyValue": key_value },
-        ));
-        self
-    }
-    pub fn bad_value(msg: impl Into<String>) -> Self {
-        CmdError::new(2, "BadValue", msg)
-    }
-    pub fn type_mismatch(msg: impl Into<String>) -> Self {
-        CmdError::new(14, "TypeMismatch", msg)
-    }
-    pub fn failed_to_parse(msg: impl Into<String>) -> Self {
-        CmdError::new(9, "FailedToParse", msg)
-    }
-}
-
-pub type QResult<T> = Result<T, CmdError>;
+use crate::aggregate::{check_expr, eval_expr};
+use crate::error::{CmdError, QResult};
 
 /// MongoDB's canonical type order for comparisons and sorting.
 fn type_rank(v: &Bson) -> u8 {
@@ -102,6 +70,24 @@ pub fn as_i64(v: &Bson) -> Option<i64> {
         Bson::Double(f) if f.is_finite() => Some(*f as i64),
         _ => None,
     }
+}
+
+/// Numeric addition with MongoDB's type promotion (int32 → int64 on overflow → double).
+pub fn add_numbers(a: &Bson, b: &Bson) -> Option<Bson> {
+    Some(match (a, b) {
+        (Bson::Int32(x), Bson::Int32(y)) => match x.checked_add(*y) {
+            Some(s) => Bson::Int32(s),
+            None => Bson::Int64(*x as i64 + *y as i64),
+        },
+        (Bson::Int32(_) | Bson::Int64(_), Bson::Int32(_) | Bson::Int64(_)) => {
+            let (x, y) = (as_i64(a)?, as_i64(b)?);
+            match x.checked_add(y) {
+                Some(s) => Bson::Int64(s),
+                None => Bson::Double(x as f64 + y as f64),
+            }
+        }
+        _ => Bson::Double(as_f64(a)? + as_f64(b)?),
+    })
 }
 
 fn cmp_f64(a: f64, b: f64) -> Ordering {
@@ -325,7 +311,7 @@ fn eq_any(values: &[&Bson], target: &Bson) -> bool {
     values.iter().any(|v| bson_eq(v, target))
 }
 
-fn is_operator_doc(v: &Bson) -> Option<&Document> {
+pub fn is_operator_doc(v: &Bson) -> Option<&Document> {
     match v {
         Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => Some(d),
         _ => None,
@@ -370,7 +356,19 @@ pub fn matches(doc: &Document, filter: &Document) -> QResult<bool> {
     Ok(true)
 }
 
+/// A regular expression in a filter position that would pattern-match in MongoDB: an error
+/// here, not an equality test that silently never matches.
+fn reject_regex(v: &Bson) -> QResult<()> {
+    match v {
+        Bson::RegularExpression(_) => Err(CmdError::bad_value(
+            "regular expressions are not supported by mongo-wire",
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn match_path(doc: &Document, path: &str, cond: &Bson) -> QResult<bool> {
+    reject_regex(cond)?;
     let values = values_at(doc, path);
     match is_operator_doc(cond) {
         Some(ops) => {
@@ -409,6 +407,7 @@ fn eval_operator(values: &[&Bson], op: &str, operand: &Bson) -> QResult<bool> {
             let Bson::Array(list) = operand else {
                 return Err(CmdError::bad_value(format!("{op} needs an array")));
             };
+            list.iter().try_for_each(reject_regex)?;
             let hit = list.iter().any(|t| eq_any(values, t));
             if op == "$in" {
                 hit
@@ -565,7 +564,8 @@ fn include_tree(doc: &Document, tree: &HashMap<String, Node>) -> Document {
     out
 }
 
-fn remove_path(doc: &mut Document, path: &str) {
+/// Removes `path` (in every document of an array on the way); missing paths are no-ops.
+pub fn remove_path(doc: &mut Document, path: &str) {
     if path_too_deep(path) {
         return;
     }
@@ -705,214 +705,6 @@ impl Projection {
     }
 }
 
-// ---------------------------------------------------------------- expressions
-
-/// Rejects expression operators this double does not implement (anything but `$literal`), so
-/// they fail loudly instead of being treated as plain objects.
-pub fn check_expr(expr: &Bson) -> QResult<()> {
-    match expr {
-        Bson::Document(d) => {
-            for (k, v) in d {
-                if k.starts_with('$') {
-                    if k != "$literal" {
-                        return Err(CmdError::new(
-                            31325,
-                            "Location31325",
-                            format!("Unrecognized expression '{k}' (not supported by mongo-wire)"),
-                        ));
-                    }
-                } else {
-                    check_expr(v)?;
-                }
-            }
-            Ok(())
-        }
-        Bson::Array(a) => a.iter().try_for_each(check_expr),
-        _ => Ok(()),
-    }
-}
-
-/// Evaluates an aggregation expression: `"$path"`, `"$$ROOT"`, `{$literal: v}`, nested
-/// objects and arrays of expressions, or a constant. `None` means "missing".
-pub fn eval_expr(doc: &Document, expr: &Bson) -> Option<Bson> {
-    match expr {
-        Bson::String(s) if s == "$$ROOT" || s == "$$CURRENT" => Some(Bson::Document(doc.clone())),
-        Bson::String(s) if s.starts_with("$$") => None,
-        Bson::String(s) if s.starts_with('$') => lookup(doc, &s[1..]).cloned(),
-        Bson::Document(d) => {
-            if let Some(v) = d.get("$literal") {
-                return Some(v.clone());
-            }
-            let mut out = Document::new();
-            for (k, e) in d {
-                if let Some(v) = eval_expr(doc, e) {
-                    out.insert(k.clone(), v);
-                }
-            }
-            Some(Bson::Document(out))
-        }
-        Bson::Array(a) => Some(Bson::Array(
-            a.iter()
-                .map(|e| eval_expr(doc, e).unwrap_or(Bson::Null))
-                .collect(),
-        )),
-        other => Some(other.clone()),
-    }
-}
-
-/// Numeric addition with MongoDB's type promotion (int32 → int64 on overflow → double).
-pub fn add_numbers(a: &Bson, b: &Bson) -> Option<Bson> {
-    Some(match (a, b) {
-        (Bson::Int32(x), Bson::Int32(y)) => match x.checked_add(*y) {
-            Some(s) => Bson::Int32(s),
-            None => Bson::Int64(*x as i64 + *y as i64),
-        },
-        (Bson::Int32(_) | Bson::Int64(_), Bson::Int32(_) | Bson::Int64(_)) => {
-            let (x, y) = (as_i64(a)?, as_i64(b)?);
-            match x.checked_add(y) {
-                Some(s) => Bson::Int64(s),
-                None => Bson::Double(x as f64 + y as f64),
-            }
-        }
-        _ => Bson::Double(as_f64(a)? + as_f64(b)?),
-    })
-}
-
-// ---------------------------------------------------------------- updates
-
-fn is_operator_update(u: &Document) -> bool {
-    u.keys().next().is_some_and(|k| k.starts_with('$'))
-}
-
-/// Applies an update document (operators or a replacement) to `doc` in place.
-pub fn apply_update(doc: &mut Document, update: &Document, is_insert: bool) -> QResult<()> {
-    let original_id = doc.get("_id").cloned();
-    if !is_operator_update(update) {
-        let mut new = Document::new();
-        if let Some(id) = &original_id {
-            new.insert("_id", id.clone());
-        }
-        for (k, v) in update {
-            if k.starts_with('$') {
-                return Err(CmdError::failed_to_parse(
-                    "replacement document cannot mix update operators",
-                ));
-            }
-            if k == "_id" {
-                if let Some(id) = &original_id {
-                    if !bson_eq(id, v) {
-                        return Err(immutable_id());
-                    }
-                    continue;
-                }
-            }
-            new.insert(k.clone(), v.clone());
-        }
-        *doc = new;
-        return Ok(());
-    }
-    for (op, fields) in update {
-        let Bson::Document(fields) = fields else {
-            return Err(CmdError::failed_to_parse(format!(
-                "Modifiers operate on fields but we found type {:?} instead",
-                fields.element_type()
-            )));
-        };
-        match op.as_str() {
-            "$set" => {
-                for (path, v) in fields {
-                    set_path(doc, path, v.clone())?;
-                }
-            }
-            "$setOnInsert" => {
-                if is_insert {
-                    for (path, v) in fields {
-                        set_path(doc, path, v.clone())?;
-                    }
-                }
-            }
-            "$unset" => {
-                for (path, _) in fields {
-                    remove_path(doc, path);
-                }
-            }
-            "$inc" => {
-                for (path, v) in fields {
-                    if !is_number(v) {
-                        return Err(CmdError::type_mismatch(format!(
-                            "Cannot increment with non-numeric argument: {{{path}: {v}}}"
-                        )));
-                    }
-                    let new = match lookup(doc, path) {
-                        None => v.clone(),
-                        Some(cur) => add_numbers(cur, v).ok_or_else(|| {
-                            CmdError::type_mismatch(format!(
-                                "Cannot apply $inc to a value of non-numeric type at '{path}'"
-                            ))
-                        })?,
-                    };
-                    set_path(doc, path, new)?;
-                }
-            }
-            other => {
-                return Err(CmdError::failed_to_parse(format!(
-                    "Unknown modifier: {other} (not supported by mongo-wire)"
-                )))
-            }
-        }
-    }
-    if let Some(id) = &original_id {
-        match doc.get("_id") {
-            Some(now) if bson_eq(id, now) => {}
-            _ => return Err(immutable_id()),
-        }
-    }
-    Ok(())
-}
-
-fn immutable_id() -> CmdError {
-    CmdError::new(
-        66,
-        "ImmutableField",
-        "Performing an update on the path '_id' would modify the immutable field '_id'",
-    )
-}
-
-/// The document an upsert starts from: the filter's equality conditions.
-pub fn upsert_seed(filter: &Document) -> Document {
-    let mut out = Document::new();
-    seed_into(filter, &mut out);
-    out
-}
-
-fn seed_into(filter: &Document, out: &mut Document) {
-    for (k, v) in filter {
-        if k == "$and" {
-            if let Bson::Array(clauses) = v {
-                for c in clauses {
-                    if let Bson::Document(c) = c {
-                        seed_into(c, out);
-                    }
-                }
-            }
-            continue;
-        }
-        if k.starts_with('$') {
-            continue;
-        }
-        match is_operator_doc(v) {
-            None => {
-                let _ = set_path(out, k, v.clone());
-            }
-            Some(ops) => {
-                if let Some(eq) = ops.get("$eq") {
-                    let _ = set_path(out, k, eq.clone());
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -947,6 +739,12 @@ mod tests {
         assert!(!t(doc! { "s": { "$gt": 1 } }), "no cross-type $gt");
         assert!(t(doc! { "$or": [ { "s": "x" }, { "_id": 5 } ] }));
         assert!(matches(&d, &doc! { "a": { "$regex": "x" } }).is_err());
+        let regex = Bson::RegularExpression(bson::Regex {
+            pattern: "^pa".into(),
+            options: String::new(),
+        });
+        assert!(matches(&d, &doc! { "s": regex.clone() }).is_err());
+        assert!(matches(&d, &doc! { "s": { "$in": [regex] } }).is_err());
     }
 
     #[test]
@@ -956,28 +754,11 @@ mod tests {
         let mut f = Document::new();
         f.insert(deep.clone(), 1);
         assert_eq!(matches(&d, &f), Ok(false));
-        let mut u = Document::new();
-        u.insert(deep.clone(), 1);
+        assert!(Projection::parse(&f).is_err());
         let mut target = d.clone();
-        assert!(apply_update(&mut target, &doc! { "$set": u.clone() }, false).is_err());
-        assert!(apply_update(&mut target, &doc! { "$unset": u.clone() }, false).is_ok());
-        assert!(Projection::parse(&u).is_err());
-        let mut seed = Document::new();
-        seed.insert(deep, 1);
-        let _ = upsert_seed(&seed);
-    }
-
-    #[test]
-    fn updates_apply() {
-        let mut d = doc! { "_id": 1, "n": 1 };
-        apply_update(
-            &mut d,
-            &doc! { "$inc": { "n": 2i64 }, "$set": { "x.y": "z" } },
-            false,
-        )
-        .expect("valid update");
-        assert_eq!(d, doc! { "_id": 1, "n": 3i64, "x": { "y": "z" } });
-        assert!(apply_update(&mut d, &doc! { "$set": { "_id": 2 } }, false).is_err());
+        assert!(set_path(&mut target, &deep, Bson::Int32(1)).is_err());
+        remove_path(&mut target, &deep);
+        assert_eq!(target, d);
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Networking and fault injection: the accept loop (which can close and re-open its
-//! listener), one task per connection, injected latency, counters.
+//! The server: the accept loop (which closes and re-opens its listener for the `refuse`
+//! fault), one task per connection (read a frame, run the command, write the reply), injected
+//! latency, the `stall` and `drop` faults, and the counters [`crate::Handle`] reads.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -7,12 +8,12 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
 
 use crate::commands::{self, Engine};
-use crate::wire::{self, MAX_MESSAGE_SIZE};
+use crate::wire;
 
 /// Distinct command names counted before the rest are lumped under `<other>`: the names
 /// come from clients and must not grow memory without bound.
@@ -111,17 +112,23 @@ impl Shared {
         self.stall.store(stall, Ordering::SeqCst);
     }
 
-    pub fn set_refuse(&self, refuse: bool) {
+    /// Returns whether the fault took effect within [`FAULT_ACK_TIMEOUT`] (re-binding the port
+    /// can fail while another process holds it; the accept loop keeps trying).
+    pub fn set_refuse(&self, refuse: bool) -> bool {
         self.refuse.store(refuse, Ordering::SeqCst);
         self.control.notify_one();
         let guard = lock(&self.listening);
-        let _ = self
+        let (listening, _) = self
             .listening_cv
-            .wait_timeout_while(guard, FAULT_ACK_TIMEOUT, |l| *l == refuse);
+            .wait_timeout_while(guard, FAULT_ACK_TIMEOUT, |l| *l == refuse)
+            .unwrap_or_else(|p| p.into_inner());
+        let in_effect = *listening != refuse;
+        drop(listening);
         if refuse {
             // A server that is down has no open connections either.
-            self.drop_connections();
+            return self.drop_connections() && in_effect;
         }
+        in_effect
     }
 
     fn report_listening(&self, listening: bool) {
@@ -129,15 +136,19 @@ impl Shared {
         self.listening_cv.notify_all();
     }
 
-    pub fn drop_connections(&self) {
+    /// Returns whether every connection open at the call closed within [`FAULT_ACK_TIMEOUT`].
+    pub fn drop_connections(&self) -> bool {
         let newest = self.next_conn.load(Ordering::SeqCst);
         self.drop_tx.send_modify(|epoch| *epoch += 1);
         let guard = lock(&self.conns);
-        let _ = self
+        let (open, timeout) = self
             .conns_cv
             .wait_timeout_while(guard, FAULT_ACK_TIMEOUT, |open| {
                 open.first().is_some_and(|oldest| *oldest < newest)
-            });
+            })
+            .unwrap_or_else(|p| p.into_inner());
+        drop(open);
+        !timeout.timed_out()
     }
 
     pub fn open_connections(&self) -> usize {
@@ -288,17 +299,6 @@ fn spawn_connection(shared: &Arc<Shared>, sock: TcpStream) {
     tokio::spawn(serve_connection(guard, sock, drop_rx));
 }
 
-async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>> {
-    let mut prefix = [0u8; 4];
-    r.read_exact(&mut prefix).await?;
-    let len = wire::check_length(prefix, MAX_MESSAGE_SIZE)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    let mut buf = vec![0u8; len];
-    buf[..4].copy_from_slice(&prefix);
-    r.read_exact(&mut buf[4..]).await?;
-    Ok(buf)
-}
-
 /// One connection: read a message, answer it, repeat. Any framing error closes this
 /// connection only. The driver never pipelines, so commands on one connection run in order.
 async fn serve_connection(guard: ConnGuard, sock: TcpStream, mut drop_rx: watch::Receiver<u64>) {
@@ -309,7 +309,7 @@ async fn serve_connection(guard: ConnGuard, sock: TcpStream, mut drop_rx: watch:
     let mut rd = BufReader::with_capacity(16 * 1024, rd);
     loop {
         let frame = tokio::select! {
-            f = read_frame(&mut rd) => f,
+            f = wire::read_frame(&mut rd) => f,
             _ = drop_rx.changed() => return,
         };
         let Ok(frame) = frame else { return };

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bson::{Bson, Document};
 
-use crate::query::{self, key_of, CmdError, QResult};
+use crate::error::{CmdError, QResult};
+use crate::query::{self, key_of};
 
 /// A secondary index created by `createIndexes`.
 pub struct Index {

@@ -1,26 +1,40 @@
-//! Wire framing: parses one complete request message (OP_MSG or legacy OP_QUERY) into a
-//! command document, and encodes replies (OP_MSG, or OP_REPLY for OP_QUERY).
+//! The wire codec: `read_frame` cuts one length-prefixed message off a byte stream,
+//! [`parse_message`] decodes it (OP_MSG with its kind-0 body and kind-1 document sequences,
+//! or the legacy OP_QUERY handshake) into a command document, and `encode_reply` frames the
+//! answer (OP_MSG, or OP_REPLY for OP_QUERY) with `responseTo` set to the request's id.
 //!
-//! Everything here is a pure function over bytes so it can be property-tested: no input may
-//! panic it. Errors close the offending connection only.
+//! Apart from `read_frame` everything here is a pure function over bytes, property-tested
+//! against arbitrary input: no input may panic it. An error closes the offending connection
+//! only. [`encode_op_msg`] is the client side, for tests.
 
 use bson::{Bson, Document, RawDocument};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Largest message we accept, as advertised in `hello` (`maxMessageSizeBytes`).
-pub const MAX_MESSAGE_SIZE: usize = 48_000_000;
+pub(crate) const MAX_MESSAGE_SIZE: usize = 48_000_000;
 /// Largest BSON document, as advertised in `hello` (`maxBsonObjectSize`).
-pub const MAX_BSON_OBJECT_SIZE: usize = 16 * 1024 * 1024;
+pub(crate) const MAX_BSON_OBJECT_SIZE: usize = 16 * 1024 * 1024;
+/// Largest document accepted inside a request, as in MongoDB (`BSONObjMaxInternalSize`): a
+/// command or update statement wraps a user document of up to `MAX_BSON_OBJECT_SIZE`, so it
+/// may be a little larger than that.
+pub(crate) const MAX_BSON_INTERNAL_SIZE: usize = MAX_BSON_OBJECT_SIZE + 16 * 1024;
 /// Nesting limit checked before a document is decoded, so hostile nesting cannot exhaust the
 /// stack of the (recursive) decoder. MongoDB's own limit is of the same order.
-pub const MAX_BSON_DEPTH: usize = 100;
+pub(crate) const MAX_BSON_DEPTH: usize = 100;
 
 pub const OP_REPLY: i32 = 1;
 pub const OP_QUERY: i32 = 2004;
 pub const OP_MSG: i32 = 2013;
 
 const HEADER_LEN: usize = 16;
-const FLAG_CHECKSUM_PRESENT: u32 = 1;
-const FLAG_MORE_TO_COME: u32 = 1 << 1;
+/// OP_MSG flag: the message ends with a CRC-32C.
+pub const FLAG_CHECKSUM_PRESENT: u32 = 1;
+/// OP_MSG flag: the sender sends another message without waiting for a reply (in a request:
+/// an unacknowledged write, which gets no reply).
+pub const FLAG_MORE_TO_COME: u32 = 1 << 1;
+/// OP_MSG flag: the client would accept a stream of replies (exhaust); this server never
+/// streams, so it answers once, as if the bit were clear.
+pub const FLAG_EXHAUST_ALLOWED: u32 = 1 << 16;
 /// Bits 0-15 are "required": a receiver must reject unknown ones. Optional bits (16+, e.g.
 /// `exhaustAllowed`) are ignored: we never stream replies.
 const REQUIRED_BITS: u32 = 0xffff;
@@ -78,8 +92,22 @@ impl Request {
     }
 }
 
+/// Reads one whole message (header included) from `r`. The length prefix is checked before
+/// anything is allocated; the rest is read however the bytes arrive (one message split over
+/// many reads, or many messages in one read: `r` keeps what follows).
+pub(crate) async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Vec<u8>> {
+    let mut prefix = [0u8; 4];
+    r.read_exact(&mut prefix).await?;
+    let len = check_length(prefix, MAX_MESSAGE_SIZE)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let mut buf = vec![0u8; len];
+    buf[..4].copy_from_slice(&prefix);
+    r.read_exact(&mut buf[4..]).await?;
+    Ok(buf)
+}
+
 /// Validates the total length declared in a 4-byte little-endian prefix.
-pub fn check_length(prefix: [u8; 4], max: usize) -> Result<usize, WireError> {
+pub(crate) fn check_length(prefix: [u8; 4], max: usize) -> Result<usize, WireError> {
     let len = i32::from_le_bytes(prefix);
     if len < HEADER_LEN as i32 || len as usize > max {
         return Err(WireError::BadLength(len as i64));
@@ -135,7 +163,7 @@ impl<'a> Reader<'a> {
             return Err(WireError::Malformed("document truncated"));
         }
         let len = i32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]);
-        if len < 5 || len as usize > rest.len() || len as usize > MAX_BSON_OBJECT_SIZE {
+        if len < 5 || len as usize > rest.len() || len as usize > MAX_BSON_INTERNAL_SIZE {
             return Err(WireError::Malformed("bad document length"));
         }
         let bytes = self.take(len as usize)?;
@@ -144,7 +172,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Decodes one BSON document after checking its structure and depth without recursion.
-pub fn decode_document(bytes: &[u8]) -> Result<Document, WireError> {
+pub(crate) fn decode_document(bytes: &[u8]) -> Result<Document, WireError> {
     let raw = RawDocument::from_bytes(bytes).map_err(|e| WireError::BadBson(e.to_string()))?;
     check_depth(raw)?;
     Document::try_from(raw).map_err(|e| WireError::BadBson(e.to_string()))
@@ -305,7 +333,7 @@ fn parse_op_query(mut r: Reader<'_>, request_id: i32) -> Result<Request, WireErr
 }
 
 /// Encodes a reply to `request_id` in the framing the request used.
-pub fn encode_reply(
+pub(crate) fn encode_reply(
     framing: Framing,
     request_id: i32,
     response_to: i32,
@@ -329,18 +357,30 @@ pub fn encode_reply(
             out.extend_from_slice(&1i32.to_le_bytes()); // numberReturned
         }
     }
-    // Writing a Document into a Vec cannot fail except for keys containing NUL, which decoded
-    // input cannot produce; fall back to an error reply rather than panic.
-    if reply.to_writer(&mut out).is_err() {
-        let fallback = bson::doc! { "ok": 0.0, "errmsg": "reply could not be encoded", "code": 1 };
-        let _ = fallback.to_writer(&mut out);
+    // Encoding fails only for a key containing NUL (e.g. a `$count` field named by a string
+    // that holds one). Encode aside first, so a failure can never leave half a document in
+    // the frame, and answer with an error instead.
+    match bson::to_vec(reply) {
+        Ok(bytes) => out.extend_from_slice(&bytes),
+        Err(e) => {
+            let fallback = bson::doc! {
+                "ok": 0.0,
+                "errmsg": format!("mongo-wire could not encode the reply: {e}"),
+                "code": 1,
+                "codeName": "InternalError",
+            };
+            if let Ok(bytes) = bson::to_vec(&fallback) {
+                out.extend_from_slice(&bytes);
+            }
+        }
     }
     let len = out.len() as i32;
     out[..4].copy_from_slice(&len.to_le_bytes());
     out
 }
 
-/// Builds an OP_MSG request: a kind-0 body and kind-1 sequences. Used by tests and fuzzing.
+/// Builds an OP_MSG request: a kind-0 body and kind-1 sequences. Used by tests and fuzzing;
+/// a document BSON cannot encode (a key holding NUL, a binary over 16 MiB) is left out.
 pub fn encode_op_msg(
     request_id: i32,
     flags: u32,
@@ -391,6 +431,56 @@ mod tests {
         assert_eq!(req.command_name(), "insert");
         let inserted = req.body.get_array("documents").expect("merged sequence");
         assert_eq!(inserted.len(), 2);
+    }
+
+    #[test]
+    fn a_reply_that_cannot_be_encoded_becomes_one_whole_error_document() {
+        let mut bad = Document::new();
+        bad.insert("a\0b", 1);
+        let frame = encode_reply(Framing::OpMsg, 3, 9, &doc! { "ok": 1.0, "nested": bad });
+        let len = i32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+        assert_eq!(len, frame.len());
+        assert_eq!(
+            i32::from_le_bytes([frame[8], frame[9], frame[10], frame[11]]),
+            9
+        );
+        let body = decode_document(&frame[21..]).expect("exactly one document");
+        assert_eq!(body.get_f64("ok").ok(), Some(0.0));
+    }
+
+    #[test]
+    fn request_documents_may_exceed_the_user_limit_by_the_internal_margin() {
+        let bin = |n: usize| bson::Binary {
+            subtype: bson::spec::BinarySubtype::Generic,
+            bytes: vec![0; n],
+        };
+        // {_id, a, b} whose encoding is exactly `total` bytes (one binary is capped at 16 MiB).
+        let sized = |total: usize| {
+            let overhead =
+                bson::to_vec(&doc! { "_id": 1, "a": bin(0), "b": bin(0) }).map_or(0, |v| v.len());
+            let half = (total - overhead) / 2;
+            let d = doc! { "_id": 1, "a": bin(half), "b": bin(total - overhead - half) };
+            assert_eq!(bson::to_vec(&d).map(|v| v.len()).ok(), Some(total));
+            d
+        };
+        let body = doc! { "update": "c", "$db": "d" };
+        let fits = encode_op_msg(
+            1,
+            0,
+            &body,
+            &[("updates", vec![sized(MAX_BSON_INTERNAL_SIZE)])],
+        );
+        assert!(parse_message(&fits).is_ok());
+        let over = encode_op_msg(
+            1,
+            0,
+            &body,
+            &[("updates", vec![sized(MAX_BSON_INTERNAL_SIZE + 1)])],
+        );
+        assert_eq!(
+            parse_message(&over),
+            Err(WireError::Malformed("bad document length"))
+        );
     }
 
     #[test]
