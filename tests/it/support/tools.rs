@@ -20,18 +20,18 @@ fn package(name: &str) -> &str {
 /// The path of `name` on `PATH`; panics, saying how to install it, when it is not there.
 #[track_caller]
 pub fn tool(name: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(name))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "`{name}` is not on PATH (apt-get install {}); this test needs it",
-                package(name)
-            )
-        })
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    let Some(path) = found else {
+        panic!(
+            "`{name}` is not on PATH (apt-get install {}); this test needs it",
+            package(name)
+        );
+    };
+    path
 }
 
 /// Runs `tool args` in `cwd` and returns stdout and stderr together; panics, showing them,
