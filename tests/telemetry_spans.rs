@@ -1,13 +1,22 @@
 //! The span tree of a request, in both modes, checked with the SDK's in-memory exporter:
 //! the daemon runs in-process against the MongoDB test double, with the global subscriber
 //! installed once for this test binary (the sync pool's threads need a global one).
+//!
+//! A binary of its own, not a module of `tests/it`, because of that global subscriber: in a
+//! shared process it would collect every other test's spans too.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-mod common;
+// The parts of the shared harness (tests/it/support) this binary needs; each is standalone.
+#[path = "it/support/poll.rs"]
+mod poll;
+#[path = "it/support/raw.rs"]
+mod raw;
+#[path = "it/support/wire.rs"]
+mod wire;
 
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use opentelemetry::trace::{SpanId, SpanKind};
 use opentelemetry::Value;
@@ -16,6 +25,8 @@ use reclaimd::api::Mode;
 use reclaimd::config::Config;
 use reclaimd::observe::telemetry::TelemetryGuard;
 use reclaimd::serve::Server;
+
+use poll::eventually;
 
 const REPORT: &str = "/api/users/{id}/report";
 
@@ -45,18 +56,18 @@ fn serial() -> MutexGuard<'static, ()> {
 
 /// mongo-wire with 5 ms per data command, seeded like every other daemon test.
 fn seeded_wire() -> mongo_wire::MongoWire {
-    common::start_wire(5)
+    wire::start_wire(5)
 }
 
 fn start(wire: &mongo_wire::MongoWire, spans: bool) -> Server {
-    let mut config = common::base_config(wire);
+    let mut config = wire::base_config(wire);
     config.telemetry.spans = spans;
     Server::start(config, None).expect("start the daemon")
 }
 
 /// `GET path`, returning the status code.
 fn get(addr: SocketAddr, path: &str) -> u16 {
-    common::raw_get(addr, path).0
+    raw::raw_get(addr, path).0
 }
 
 fn attr(span: &SpanData, key: &str) -> Option<Value> {
@@ -76,24 +87,22 @@ fn str_attr(span: &SpanData, key: &str) -> String {
 /// The finished server span of the report request for `path` served in `mode`, waiting
 /// for it: the server span ends just after the response is written.
 fn server_span(path: &str, mode: Mode) -> SpanData {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let spans = exporter().get_finished_spans().unwrap();
-        let found = spans.into_iter().find(|s| {
-            s.name == REPORT
-                && attr(s, "url.path").map(|v| v.as_str().into_owned()) == Some(path.into())
-                && attr(s, "reclaimd.mode").map(|v| v.as_str().into_owned())
-                    == Some(mode.as_str().into())
-        });
-        if let Some(s) = found {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no server span for {path} in {mode} mode"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    eventually(
+        &format!("the server span for {path} in {mode} mode ends"),
+        Duration::from_secs(20),
+        || {
+            exporter()
+                .get_finished_spans()
+                .unwrap()
+                .into_iter()
+                .find(|s| {
+                    s.name == REPORT
+                        && attr(s, "url.path").map(|v| v.as_str().into_owned()) == Some(path.into())
+                        && attr(s, "reclaimd.mode").map(|v| v.as_str().into_owned())
+                            == Some(mode.as_str().into())
+                })
+        },
+    )
 }
 
 fn check_report_trace(path: &str, mode: Mode) {

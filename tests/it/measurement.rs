@@ -1,16 +1,15 @@
 //! The measurement model (DESIGN.md §4) checked on a live daemon: phases add up, reclaimed
 //! time is exactly 0 with one sync worker and positive in async, thread accounting matches
 //! DB waits, gauges behave, tokio-metrics agrees, and promtool accepts the exposition.
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
-
-mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{metric_value, TestApp};
 use reclaimd::api::Mode;
+
+use crate::support::app::{metric_value, Resp, TestApp};
+use crate::support::tools::tool;
 
 const STATES: [&str; 4] = ["queued", "computing", "waiting_db", "runnable"];
 
@@ -53,7 +52,7 @@ fn sample_metrics(app: &TestApp) -> (Arc<AtomicBool>, std::thread::JoinHandle<Ve
     (stop, handle)
 }
 
-fn report_load(app: &TestApp, n: usize) -> Vec<common::Resp> {
+fn report_load(app: &TestApp, n: usize) -> Vec<Resp> {
     app.concurrent(n, |i| {
         if i % 3 == 2 {
             format!("/api/users/{}", i % 50 + 1)
@@ -63,7 +62,7 @@ fn report_load(app: &TestApp, n: usize) -> Vec<common::Resp> {
     })
 }
 
-fn assert_phases_add_up(rs: &[common::Resp]) {
+fn assert_phases_add_up(rs: &[Resp]) {
     for r in rs {
         assert_eq!(r.status, 200, "{r:?}");
         let t = r.timing();
@@ -194,10 +193,12 @@ fn compute_phase_and_workload_knob() {
 }
 
 #[test]
+#[cfg_attr(
+    no_promtool,
+    ignore = "promtool not found at build time: apt-get install prometheus"
+)]
 fn promtool_accepts_the_metrics_after_load() {
-    let Some(promtool) = find_tool("promtool") else {
-        return;
-    };
+    let promtool = tool("promtool");
     let app = TestApp::start(2, |c| c.sync.workers = 2);
     report_load(&app, 20);
     app.server().app.set_mode(Mode::Async, "test");
@@ -248,23 +249,4 @@ fn promtool_accepts_the_metrics_after_load() {
         out.status.success() && report.trim().is_empty(),
         "promtool: {report}"
     );
-}
-
-/// A tool from $PATH; under CI=true a missing tool fails the test, elsewhere it skips.
-fn find_tool(name: &str) -> Option<String> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
-    match found {
-        Some(p) => Some(p.to_string_lossy().into_owned()),
-        None if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{name} is required under CI=true (apt-get install prometheus)")
-        }
-        None => {
-            eprintln!("SKIPPED: {name} not installed (apt-get install prometheus)");
-            None
-        }
-    }
 }

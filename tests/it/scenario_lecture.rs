@@ -1,17 +1,14 @@
 //! `scenario lecture` against a stand-in server: one that serves one request at a time (like
 //! sync mode with one worker) and one that overlaps waits (like async mode).
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
-
-#[path = "load_support/mod.rs"]
-mod load_support;
 
 use std::process::Command;
 use std::time::Duration;
 
-use load_support::FakeOptions;
 use reclaimd::api::Mode;
 use reclaimd::api::Route;
 use reclaimd::scenario::{lecture, render_runs, LectureOptions};
+
+use crate::support::fake::{self, FakeOptions};
 
 fn opts(serial: bool) -> FakeOptions {
     FakeOptions {
@@ -24,7 +21,7 @@ fn opts(serial: bool) -> FakeOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_at_a_time_the_quick_request_finishes_last_and_waits_longest() {
-    let server = load_support::start(opts(true)).await;
+    let server = fake::start(opts(true)).await;
     let run = lecture(&server.url(), LectureOptions::default())
         .await
         .unwrap();
@@ -55,7 +52,7 @@ async fn one_at_a_time_the_quick_request_finishes_last_and_waits_longest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapping_waits_the_quick_request_finishes_first() {
-    let server = load_support::start(opts(false)).await;
+    let server = fake::start(opts(false)).await;
     let run = lecture(&server.url(), LectureOptions::default())
         .await
         .unwrap();

@@ -1,13 +1,11 @@
 //! End to end: `scenario lecture` against the real daemon (in-process, on mongo-wire with
 //! 20 ms per DB command) in both modes. Asserts the lecture's ordering, not times.
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-mod common;
-
-use common::TestApp;
 use reclaimd::api::Mode;
 use reclaimd::api::Route;
 use reclaimd::scenario::{lecture, render_runs, LectureOptions, LectureRun};
+
+use crate::support::app::TestApp;
 
 fn run(mode: Mode) -> LectureRun {
     let app = TestApp::start(20, |c| {

@@ -1,14 +1,12 @@
 //! The load generator's schedule and accounting, against a local server with a known delay.
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
-
-mod load_support;
 
 use std::time::Duration;
 
-use load_support::FakeOptions;
 use reclaimd::api::Mode;
 use reclaimd::api::Route;
 use reclaimd::load::{run_load, Arrivals, LoadPlan, Progress};
+
+use crate::support::fake::{self, FakeOptions};
 
 fn plan(targets: Vec<String>) -> LoadPlan {
     LoadPlan {
@@ -37,8 +35,8 @@ async fn sends_the_schedule_to_every_target_and_accounts_for_each_request() {
         report_delay: delay,
         ..FakeOptions::default()
     };
-    let a = load_support::start(opts.clone()).await;
-    let b = load_support::start(opts).await;
+    let a = fake::start(opts.clone()).await;
+    let b = fake::start(opts).await;
 
     let report = run_load(
         plan(vec![a.url(), b.url()]),
@@ -104,7 +102,7 @@ async fn latency_includes_the_queue_a_slow_server_builds() {
     // One request at a time, 50 ms each, offered 40 req/s (twice what it can serve) for 0.5 s:
     // 20 requests, the last one waits for the 19 before it. A closed-loop tool that timed
     // from the actual send would report ~50 ms throughout.
-    let server = load_support::start(FakeOptions {
+    let server = fake::start(FakeOptions {
         user_delay: Duration::from_millis(50),
         serial: true,
         ..FakeOptions::default()
@@ -126,7 +124,7 @@ async fn latency_includes_the_queue_a_slow_server_builds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overflow_beyond_the_in_flight_cap_is_counted_not_delayed() {
-    let server = load_support::start(FakeOptions {
+    let server = fake::start(FakeOptions {
         user_delay: Duration::from_millis(300),
         ..FakeOptions::default()
     })

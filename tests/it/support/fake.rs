@@ -2,8 +2,6 @@
 //! response, and a record of what it received. `serial` makes it serve one request at a time,
 //! like the daemon in sync mode with one worker.
 
-#![allow(dead_code)]
-
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

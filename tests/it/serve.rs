@@ -1,16 +1,20 @@
 //! `reclaimd serve` against the MongoDB test double: routes in both modes, every error case,
 //! live mode flips under load, a MongoDB outage, graceful shutdown, and the core claim.
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
-mod common;
-
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Resp, TestApp};
 use hyper::Method;
 use reclaimd::api::Mode;
+
+use crate::support::app::{Resp, TestApp};
+use crate::support::daemon::Daemon;
+use crate::support::eventually;
+use crate::support::temp::TempPath;
+use crate::support::wire::start_wire;
 
 fn assert_error(r: &Resp, status: u16, code: &str) {
     assert_eq!(r.status, status, "{r:?}");
@@ -168,18 +172,18 @@ fn mongodb_outage_gives_fast_503s_and_recovers() {
         let ready = app.admin(Method::GET, "/readyz", vec![], "");
         assert_eq!(ready.status, 503);
         wire.set_refuse(false);
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let r = app.get("/api/users/1/report");
-            if r.status == 200 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "recovers after the outage: {r:?}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        eventually(
+            &format!("{mode}: reports are served again after the outage"),
+            Duration::from_secs(15),
+            || {
+                let r = app.get("/api/users/1/report");
+                if r.status == 200 {
+                    Ok(())
+                } else {
+                    Err(Box::new(r))
+                }
+            },
+        );
         assert_eq!(app.admin(Method::GET, "/readyz", vec![], "").status, 200);
     }
     let text = app.metrics_text();
@@ -259,20 +263,17 @@ fn put_mode_is_disabled_without_a_token() {
 
 #[test]
 fn mode_flips_under_load_by_file_edit_and_by_admin_with_zero_failures() {
-    let app = TestApp::start_with_file(
-        5,
-        "mode = \"sync\"\n[sync]\nworkers = 4\n[admin]\ntoken = \"t\"\n",
-    );
-    let path = app.config_path.clone().unwrap();
+    const CONFIG: &str = "[sync]\nworkers = 4\n[admin]\ntoken = \"t\"\n";
+    let app = TestApp::start_with_file(5, &format!("mode = \"sync\"\n{CONFIG}"));
     let url = app.url("/api/users/9/report");
     let client = app.client.clone();
-    // Background load across both flips.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Background load across both flips, in batches of 8; every response is kept.
+    let stop = Arc::new(AtomicBool::new(false));
+    let responses: Arc<Mutex<Vec<Resp>>> = Arc::default();
     let bg = {
-        let stop = stop.clone();
+        let (stop, responses) = (stop.clone(), responses.clone());
         app.rt.spawn(async move {
-            let mut out = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            while !stop.load(Ordering::SeqCst) {
                 let batch: Vec<_> = (0..8)
                     .map(|_| {
                         tokio::spawn(TestApp::send(
@@ -285,27 +286,41 @@ fn mode_flips_under_load_by_file_edit_and_by_admin_with_zero_failures() {
                     })
                     .collect();
                 for b in batch {
-                    out.push(b.await.unwrap());
+                    let r = b.await.unwrap();
+                    responses.lock().unwrap().push(r);
                 }
             }
-            out
         })
     };
-    std::thread::sleep(Duration::from_millis(300));
+    let served = |mode: Mode| {
+        responses
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.status == 200 && r.mode() == mode)
+            .count()
+    };
+    let load_served = |what: &str, mode: Mode, at_least: usize| {
+        eventually(what, Duration::from_secs(20), || {
+            let n = served(mode);
+            if n >= at_least {
+                Ok(())
+            } else {
+                Err(format!("{n} served in {mode} mode"))
+            }
+        })
+    };
+    load_served("the load is served in sync mode", Mode::Sync, 8);
     assert_eq!(app.get("/api/users/1").mode(), Mode::Sync);
 
     // Flip 1: edit the file.
-    std::fs::write(
-        &path,
-        "mode = \"async\"\n[sync]\nworkers = 4\n[admin]\ntoken = \"t\"\n",
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while app.get("/api/users/1").mode() != Mode::Async {
-        assert!(Instant::now() < deadline, "file edit flips the mode");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(app.config_path(), format!("mode = \"async\"\n{CONFIG}")).unwrap();
+    eventually(
+        "the file edit flips the mode to async",
+        Duration::from_secs(10),
+        || app.get("/api/users/1").mode() == Mode::Async,
+    );
+    load_served("the load is served in async mode", Mode::Async, 8);
 
     // Flip 2: the admin endpoint.
     let r = app.admin(
@@ -320,31 +335,42 @@ fn mode_flips_under_load_by_file_edit_and_by_admin_with_zero_failures() {
         Mode::Sync,
         "new requests in the new mode"
     );
-    std::thread::sleep(Duration::from_millis(300));
+    let before = served(Mode::Sync);
+    load_served(
+        "the load is served in sync mode again",
+        Mode::Sync,
+        before + 8,
+    );
 
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let responses = app.rt.block_on(bg).unwrap();
-    assert!(responses.len() > 16, "load ran: {}", responses.len());
+    stop.store(true, Ordering::SeqCst);
+    app.rt.block_on(bg).unwrap();
+    let responses = responses.lock().unwrap();
     let failed: Vec<_> = responses.iter().filter(|r| r.status != 200).collect();
     assert!(
         failed.is_empty(),
         "no failed request across flips: {failed:?}"
     );
-    let modes: std::collections::HashSet<_> = responses.iter().map(|r| r.mode()).collect();
-    assert_eq!(modes.len(), 2, "load saw both modes");
+    let by_mode = responses.iter().fold(HashMap::new(), |mut m, r| {
+        *m.entry(r.mode()).or_insert(0) += 1;
+        m
+    });
+    assert_eq!(by_mode.len(), 2, "load saw both modes: {by_mode:?}");
     assert!(app.metric(r#"reclaimd_config_reloads_total{result="ok"}"#) >= 1.0);
 }
 
 #[test]
 fn invalid_config_file_is_rejected_whole_and_the_running_config_stays() {
     let app = TestApp::start_with_file(0, "mode = \"sync\"\n");
-    let path = app.config_path.clone().unwrap();
-    std::fs::write(&path, "mode = \"async\"\n[sync]\nworkers = \"many\"\n").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while app.metric(r#"reclaimd_config_reloads_total{result="error"}"#) < 1.0 {
-        assert!(Instant::now() < deadline, "the bad file is noticed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    std::fs::write(
+        app.config_path(),
+        "mode = \"async\"\n[sync]\nworkers = \"many\"\n",
+    )
+    .unwrap();
+    eventually(
+        "the bad file is noticed (a failed reload counted)",
+        Duration::from_secs(10),
+        || app.metric(r#"reclaimd_config_reloads_total{result="error"}"#) >= 1.0,
+    );
     assert_eq!(
         app.get("/api/users/1").mode(),
         Mode::Sync,
@@ -387,34 +413,15 @@ fn core_claim_db_concurrency_is_capped_by_threads_in_sync_but_not_in_async() {
 
 #[test]
 fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
-    let wire = common::start_wire(300);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_reclaimd"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .env("RECLAIMD_MONGODB__URI", wire.uri())
-        .env("RECLAIMD_SYNC__WORKERS", "8")
-        .env("RECLAIMD_TELEMETRY__SPANS", "false")
-        .env("RUST_LOG", "info")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().expect("daemon logs its address").unwrap();
-        if let Some(rest) = line.split("app_addr=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let wire = start_wire(300);
+    let db = wire.handle();
+    let mut daemon = Daemon::start(
+        &wire,
+        &[
+            ("RECLAIMD_SYNC__WORKERS", "8"),
+            ("RECLAIMD_TELEMETRY__SPANS", "false"),
+        ],
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build(hyper_util::client::legacy::connect::HttpConnector::new());
@@ -423,25 +430,28 @@ fn sigterm_lets_in_flight_requests_finish_and_exits_0() {
             rt.spawn(TestApp::send(
                 client.clone(),
                 Method::GET,
-                format!("http://{addr}/api/users/{}/report", i + 1),
+                format!("http://{}/api/users/{}/report", daemon.app, i + 1),
                 vec![],
                 vec![],
             ))
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(150)); // all six are inside their first DB call
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    // Each report makes two MongoDB calls of 300 ms: signal once all six wait on one.
+    eventually(
+        "all six requests wait on MongoDB at once",
+        Duration::from_secs(30),
+        || match db.in_flight() {
+            6 => Ok(()),
+            n => Err(format!("{n} MongoDB commands in flight")),
+        },
+    );
+    daemon.sigterm();
     for h in inflight {
         let r = rt.block_on(h).unwrap();
         assert_eq!(r.status, 200, "in-flight request finished: {r:?}");
     }
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    let status = daemon.wait();
+    assert_eq!(status.code(), Some(0), "{:#?}", daemon.log());
 }
 
 #[test]
@@ -455,8 +465,9 @@ fn check_config_and_invalid_config_exit_64() {
         .output()
         .unwrap();
     assert!(ok.status.success(), "{ok:?}");
-    let path = common::temp_config_path();
-    std::fs::write(&path, "[sync]\nworkers = 0\n").unwrap();
+    let file = TempPath::new("invalid.toml");
+    let path = file.path();
+    std::fs::write(path, "[sync]\nworkers = 0\n").unwrap();
     for sub in ["check-config", "serve"] {
         let bad = Command::new(env!("CARGO_BIN_EXE_reclaimd"))
             .args([sub, "--config", path.to_str().unwrap()])
@@ -472,7 +483,6 @@ fn check_config_and_invalid_config_exit_64() {
         .output()
         .unwrap();
     assert_eq!(bad_env.status.code(), Some(64));
-    let _ = std::fs::remove_file(path);
 }
 
 #[test]
@@ -533,7 +543,7 @@ fn slow_clients_are_cut_off_and_connections_are_capped() {
 
 #[test]
 fn seed_is_idempotent_and_reports_counts() {
-    let wire = common::start_wire(0);
+    let wire = start_wire(0);
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_reclaimd"))
             .args(["seed", "--users", "60", "--orders", "700"])
@@ -601,16 +611,17 @@ fn a_stalled_mongodb_gives_504_or_503_never_a_hang_and_recovers() {
         // timeout), as a network reset eventually does; async requests were cancelled at
         // their timeout.
         wire.drop_connections();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if app.get("/api/users/1").status == 200 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{mode}: recovers after the stall"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        eventually(
+            &format!("{mode}: users are served again after the stall"),
+            Duration::from_secs(20),
+            || {
+                let r = app.get("/api/users/1");
+                if r.status == 200 {
+                    Ok(())
+                } else {
+                    Err(Box::new(r))
+                }
+            },
+        );
     }
 }

@@ -1,8 +1,6 @@
-//! Test harness: a daemon in-process against the MongoDB wire-protocol test double.
-#![allow(dead_code)]
+//! `TestApp`: the daemon in-process against a seeded mongo-wire, and an HTTP client.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,14 +9,14 @@ use hyper::{HeaderMap, Method, Request};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use mongo_wire::{MongoWire, Options};
+use mongo_wire::MongoWire;
 use reclaimd::api::Mode;
 use reclaimd::config::{Config, Overrides, Source};
 use reclaimd::serve::Server;
 use reclaimd::server_timing::ServerTiming;
 
-pub const USERS: u64 = 50;
-pub const ORDERS: u64 = 500;
+use super::temp::TempPath;
+use super::wire::{base_config, start_wire};
 
 /// One HTTP response, decoded.
 #[derive(Debug, Clone)]
@@ -50,55 +48,8 @@ pub struct TestApp {
     pub wire: MongoWire,
     pub rt: tokio::runtime::Runtime,
     pub client: Client<HttpConnector, Full<Bytes>>,
-    pub config_path: Option<PathBuf>,
-}
-
-/// A test database config: fast failure, small limits where tests need them.
-pub fn base_config(wire: &MongoWire) -> Config {
-    let mut c = Config::default();
-    c.server.listen = "127.0.0.1:0".parse().unwrap();
-    c.admin.listen = "127.0.0.1:0".parse().unwrap();
-    c.mongodb.uri = wire.uri();
-    c.mongodb.server_selection_timeout = Duration::from_millis(500);
-    c.mongodb.connect_timeout = Duration::from_millis(500);
-    c.telemetry.spans = false;
-    c.server.drain_timeout = Duration::from_secs(10);
-    c
-}
-
-pub fn start_wire(latency_ms: u64) -> MongoWire {
-    let wire = MongoWire::start(
-        "127.0.0.1:0",
-        Options {
-            latency: Duration::from_millis(latency_ms),
-            ..Options::default()
-        },
-    )
-    .expect("mongo-wire starts");
-    seed(&wire);
-    wire
-}
-
-fn seed(wire: &MongoWire) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let client = mongodb::Client::with_uri_str(wire.uri()).await.unwrap();
-        let db = client.database("reclaimd");
-        reclaimd::serve::seed::seed(&db, USERS, ORDERS, false)
-            .await
-            .unwrap();
-    });
-}
-
-static FILES: AtomicU32 = AtomicU32::new(0);
-
-/// A fresh path in the temp dir for a config file.
-pub fn temp_config_path() -> PathBuf {
-    let n = FILES.fetch_add(1, Ordering::SeqCst);
-    std::env::temp_dir().join(format!("reclaimd-test-{}-{n}.toml", std::process::id()))
+    /// The watched config file, for `start_with_file`.
+    config_file: Option<TempPath>,
 }
 
 impl TestApp {
@@ -116,14 +67,15 @@ impl TestApp {
     /// environment so the file can be edited freely by the test.
     pub fn start_with_file(latency_ms: u64, toml: &str) -> TestApp {
         let wire = start_wire(latency_ms);
-        let path = temp_config_path();
-        std::fs::write(&path, toml).unwrap();
+        let file = TempPath::new("config.toml");
+        let path = file.path();
+        std::fs::write(path, toml).unwrap();
         let overrides = Overrides {
             mode: None,
             listen: Some("127.0.0.1:0".parse().unwrap()),
             admin_listen: Some("127.0.0.1:0".parse().unwrap()),
         };
-        let mut source = Source::new(Some(&path), overrides);
+        let mut source = Source::new(Some(path), overrides);
         source.env = [
             ("RECLAIMD_MONGODB__URI".to_string(), wire.uri()),
             (
@@ -135,7 +87,7 @@ impl TestApp {
         .into();
         let config = source.load().expect("valid test config");
         let mut app = Self::with(wire, config, Some(source));
-        app.config_path = Some(path);
+        app.config_file = Some(file);
         app
     }
 
@@ -159,8 +111,16 @@ impl TestApp {
             wire,
             rt,
             client,
-            config_path: None,
+            config_file: None,
         }
+    }
+
+    /// The config file of an app started with `start_with_file`.
+    pub fn config_path(&self) -> &Path {
+        self.config_file
+            .as_ref()
+            .expect("started with start_with_file")
+            .path()
     }
 
     pub fn server(&self) -> &Server {
@@ -280,30 +240,6 @@ impl TestApp {
     }
 }
 
-/// `GET path` over a fresh TCP connection, no HTTP client involved: status and body.
-pub fn raw_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad response: {response}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
-
 /// Finds a sample by its exact name-and-labels text; 0 when absent.
 pub fn metric_value(text: &str, sample: &str) -> f64 {
     text.lines()
@@ -319,9 +255,6 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(s) = self.server.take() {
             s.shutdown();
-        }
-        if let Some(p) = &self.config_path {
-            let _ = std::fs::remove_file(p);
         }
     }
 }

@@ -1,19 +1,18 @@
 //! `reclaimd load` as a user runs it: `--duration 0` runs until SIGINT, then prints the
 //! final table and writes `--json`.
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
-
-mod load_support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use load_support::FakeOptions;
+use crate::support::eventually;
+use crate::support::fake::{self, FakeOptions};
+use crate::support::temp::TempPath;
 
 #[test]
 fn runs_until_sigint_then_prints_the_table_and_writes_json() {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let server = rt.block_on(load_support::start(FakeOptions::default()));
-    let json = std::env::temp_dir().join(format!("reclaimd-load-cli-{}.json", std::process::id()));
+    let server = rt.block_on(fake::start(FakeOptions::default()));
+    let json = TempPath::new("load.json");
     let child = Command::new(env!("CARGO_BIN_EXE_reclaimd"))
         .args([
             "load",
@@ -25,13 +24,17 @@ fn runs_until_sigint_then_prints_the_table_and_writes_json() {
             "0",
         ])
         .args(["--mix", "user=1,order=1", "--seed", "5", "--json"])
-        .arg(&json)
+        .arg(json.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Let it send for a while (no timing is asserted: any number of requests is fine).
-    std::thread::sleep(Duration::from_millis(1500));
+    // Let it send a few requests (no timing is asserted: any number is fine).
+    eventually(
+        "the load generator reaches the server",
+        Duration::from_secs(30),
+        || server.received().len() >= 10,
+    );
     let killed = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -53,8 +56,7 @@ fn runs_until_sigint_then_prints_the_table_and_writes_json() {
     }
 
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let _ = std::fs::remove_file(&json);
+        serde_json::from_str(&std::fs::read_to_string(json.path()).unwrap()).unwrap();
     assert_eq!(report["seed"], 5);
     let t = &report["targets"][0];
     let scheduled = t["scheduled"].as_u64().unwrap();

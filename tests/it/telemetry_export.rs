@@ -2,16 +2,11 @@
 //! `OTEL_*` variables, exports to a small OTLP receiver run by the test (OTLP/HTTP protobuf,
 //! or gRPC over h2c), decoded with `opentelemetry-proto`. SIGTERM makes the daemon flush its
 //! last spans before it exits. Also: no collector listening, and the `always_off` sampler.
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
-
-mod common;
 
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
@@ -24,6 +19,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, Span};
 use prost::Message;
+
+use crate::support::app::metric_value;
+use crate::support::daemon::Daemon;
+use crate::support::eventually;
+use crate::support::raw::raw_get;
+use crate::support::wire::start_wire;
 
 const REPORT: &str = "/api/users/{id}/report";
 const GRPC_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
@@ -164,153 +165,6 @@ async fn receive(
     }
 }
 
-/// mongo-wire with 5 ms per data command, seeded like every other daemon test.
-fn seeded_wire() -> mongo_wire::MongoWire {
-    common::start_wire(5)
-}
-
-/// `reclaimd serve` as a subprocess, its stderr collected line by line.
-struct Daemon {
-    child: Child,
-    app: SocketAddr,
-    admin: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-    _config: tempfile_path::TempFile,
-}
-
-mod tempfile_path {
-    /// A file removed on drop.
-    pub struct TempFile(pub std::path::PathBuf);
-    impl Drop for TempFile {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-}
-
-impl Daemon {
-    fn start(wire: &mongo_wire::MongoWire, env: &[(&str, &str)]) -> Daemon {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let config = std::env::temp_dir().join(format!(
-            "reclaimd-telemetry-export-{}-{}.toml",
-            std::process::id(),
-            N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-        ));
-        std::fs::write(&config, "mode = \"sync\"\n").unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reclaimd"));
-        cmd.arg("serve").arg("--config").arg(&config);
-        // Only what this test sets: no OTEL_* or RECLAIMD_* from the environment.
-        for (k, _) in std::env::vars() {
-            if k.starts_with("OTEL_") || k.starts_with("RECLAIMD_") || k == "RUST_LOG" {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("RECLAIMD_SERVER__LISTEN", "127.0.0.1:0")
-            .env("RECLAIMD_ADMIN__LISTEN", "127.0.0.1:0")
-            .env("RECLAIMD_MONGODB__URI", wire.uri())
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            // Export soon after each span ends, so the tests don't wait for the 5 s default.
-            .env("OTEL_BSP_SCHEDULE_DELAY", "100");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let mut daemon = Daemon {
-            child,
-            app: "0.0.0.0:0".parse().unwrap(),
-            admin: "0.0.0.0:0".parse().unwrap(),
-            log,
-            _config: tempfile_path::TempFile(config),
-        };
-        let line = daemon.wait_for_log("reclaimd serving");
-        daemon.app = field(&line, "app_addr");
-        daemon.admin = field(&line, "admin_addr");
-        daemon
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// The first log line containing `text`, waiting up to a minute for it.
-    fn wait_for_log(&mut self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(line) = self.log().into_iter().find(|l| l.contains(text)) {
-                return line;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "daemon exited ({status}) before logging {text:?}: {:#?}",
-                    self.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {text:?} in the log: {:#?}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGTERM, then waits for a clean exit (the telemetry guard flushes on the way out).
-    fn terminate(mut self) -> Vec<String> {
-        let killed = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("daemon did not exit after SIGTERM: {:#?}", self.log());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        // Let the reader thread take the last lines.
-        std::thread::sleep(Duration::from_millis(100));
-        assert!(status.success(), "exit {status}: {:#?}", self.log());
-        self.log()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// `key=value` from a log line.
-fn field(line: &str, key: &str) -> SocketAddr {
-    let prefix = format!("{key}=");
-    line.split_whitespace()
-        .find_map(|w| w.strip_prefix(&prefix))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-}
-
 fn string_attr(attrs: &[KeyValue], key: &str) -> Option<String> {
     attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
         match kv.value.as_ref()?.value.as_ref()? {
@@ -331,14 +185,14 @@ fn int_attr(attrs: &[KeyValue], key: &str) -> Option<i64> {
 
 /// Sends a report and a user request, stops the daemon, and checks what arrived.
 fn export_round_trip(protocol: Protocol, env: &[(&str, &str)], service_name: &str) {
-    let wire = seeded_wire();
+    let wire = start_wire(5);
     let receiver = Receiver::start(protocol);
     let endpoint = receiver.endpoint();
     let mut vars = vec![("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
     vars.extend_from_slice(env);
     let daemon = Daemon::start(&wire, &vars);
-    assert_eq!(common::raw_get(daemon.app, "/api/users/1/report").0, 200);
-    assert_eq!(common::raw_get(daemon.app, "/api/users/2").0, 200);
+    assert_eq!(raw_get(daemon.app, "/api/users/1/report").0, 200);
+    assert_eq!(raw_get(daemon.app, "/api/users/2").0, 200);
     let log = daemon.terminate();
     assert!(
         log.iter().any(|l| l.contains("exporting spans over OTLP")),
@@ -423,7 +277,7 @@ fn grpc_export_reaches_the_collector_and_otel_service_name_is_honoured() {
 
 #[test]
 fn always_off_sampler_exports_no_spans_and_metrics_still_count() {
-    let wire = seeded_wire();
+    let wire = start_wire(5);
     let receiver = Receiver::start(Protocol::Http);
     let endpoint = receiver.endpoint();
     let daemon = Daemon::start(
@@ -434,20 +288,14 @@ fn always_off_sampler_exports_no_spans_and_metrics_still_count() {
         ],
     );
     for _ in 0..3 {
-        assert_eq!(common::raw_get(daemon.app, "/api/users/1/report").0, 200);
+        assert_eq!(raw_get(daemon.app, "/api/users/1/report").0, 200);
     }
-    let (status, metrics) = common::raw_get(daemon.admin, "/metrics");
+    let (status, metrics) = raw_get(daemon.admin, "/metrics");
     assert_eq!(status, 200);
-    let count: f64 = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with("reclaimd_requests_total{")
-                && l.contains(r#"route="/api/users/{id}/report""#)
-                && l.contains(r#"status="200""#)
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no report request count in {metrics}"));
+    let count = metric_value(
+        &metrics,
+        r#"reclaimd_requests_total{mode="sync",route="/api/users/{id}/report",status="200"}"#,
+    );
     assert_eq!(count, 3.0);
     let log = daemon.terminate();
     // The exporter was installed (flushed at exit); the sampler dropped every span.
@@ -460,7 +308,7 @@ fn always_off_sampler_exports_no_spans_and_metrics_still_count() {
 
 #[test]
 fn without_a_collector_the_daemon_keeps_serving_and_logs_the_export_error_once() {
-    let wire = seeded_wire();
+    let wire = start_wire(5);
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
@@ -473,19 +321,18 @@ fn without_a_collector_the_daemon_keeps_serving_and_logs_the_export_error_once()
             ("RUST_LOG", "info,reclaimd::observe::telemetry=debug"),
         ],
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut answered = 0;
-    while !daemon
-        .log()
-        .iter()
-        .any(|l| l.contains("span export failed again"))
-    {
-        assert!(Instant::now() < deadline, "{:#?}", daemon.log());
-        assert_eq!(common::raw_get(daemon.app, "/api/users/1/report").0, 200);
-        answered += 1;
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(answered > 0);
+    // Keep serving until the exporter has failed more than once: every request is answered.
+    eventually(
+        "a second span export fails",
+        Duration::from_secs(60),
+        || {
+            assert_eq!(raw_get(daemon.app, "/api/users/1/report").0, 200);
+            daemon
+                .log()
+                .iter()
+                .any(|l| l.contains("span export failed again"))
+        },
+    );
     let log = daemon.terminate();
     let warned = log
         .iter()

@@ -1,5 +1,4 @@
 //! Bad arguments to `reclaimd load` exit with status 2 and say what is wrong.
-#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::process::Command;
 

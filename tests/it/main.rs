@@ -1,0 +1,27 @@
+//! The integration tests, one binary (one link, one process, tests run in parallel).
+//!
+//! - [`serve`]: `reclaimd serve` against mongo-wire: routes, errors, mode flips, outages,
+//!   shutdown, and the core claim.
+//! - [`measurement`]: the measurement model on a live daemon; promtool reads `/metrics`.
+//! - [`telemetry_export`]: span export over OTLP from the real binary to a test receiver.
+//! - [`load_accounting`], [`load_args`], [`load_cli`]: `reclaimd load`.
+//! - [`scenario_daemon`], [`scenario_lecture`]: `reclaimd scenario lecture`.
+//! - [`deploy`]: static checks of docker-compose.yml, Prometheus and Grafana files.
+//! - [`harness`]: the harness's own helpers.
+//! - [`support`]: the harness.
+//!
+//! Only `tests/telemetry_spans.rs` is a binary of its own: it installs a global tracing
+//! subscriber, which would see every other test's spans.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod deploy;
+mod harness;
+mod load_accounting;
+mod load_args;
+mod load_cli;
+mod measurement;
+mod scenario_daemon;
+mod scenario_lecture;
+mod serve;
+mod support;
+mod telemetry_export;
