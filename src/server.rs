@@ -277,11 +277,11 @@ async fn reload_on_sighup(app: Arc<App>) {
     }
 }
 
-/// Polls the config file's modification time and size every 500 ms. Polling (not inotify)
-/// works on bind mounts in containers and on every platform.
+/// Polls the config file's stamp every 500 ms. Polling (not inotify) works on bind mounts in
+/// containers and on every platform.
 fn watch_file(
     path: &std::path::Path,
-    mut last: Option<(SystemTime, u64)>,
+    mut last: Option<FileStamp>,
     app: &App,
     stop: &std::sync::atomic::AtomicBool,
 ) {
@@ -296,8 +296,20 @@ fn watch_file(
     }
 }
 
-/// Modification time and size: what the watcher compares.
-fn file_stamp(p: &std::path::Path) -> Option<(SystemTime, u64)> {
+/// What the watcher compares: modification time, size and (on Unix) which file it is, after
+/// following symlinks. The identity catches a replaced file whose time and size match the
+/// old one's, as in a Kubernetes ConfigMap volume, where each update is a new file behind an
+/// atomically swapped `..data` symlink and coarse timestamps can coincide.
+type FileStamp = (SystemTime, u64, u64, u64);
+
+fn file_stamp(p: &std::path::Path) -> Option<FileStamp> {
     let m = std::fs::metadata(p).ok()?;
-    Some((m.modified().ok()?, m.len()))
+    #[cfg(unix)]
+    let (dev, ino) = {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino())
+    };
+    #[cfg(not(unix))]
+    let (dev, ino) = (0, 0);
+    Some((m.modified().ok()?, m.len(), dev, ino))
 }

@@ -1,0 +1,213 @@
+//! Kubernetes: the config file as the kubelet lays out a ConfigMap volume.
+//!
+//! `deploy/k8s/` mounts the `reclaimd-config` ConfigMap as a directory, so that
+//! `kubectl edit configmap reclaimd-config` flips the mode without a restart. The kubelet
+//! never rewrites a file in place there: every version of the ConfigMap is a new
+//! timestamped directory, and the visible file is a chain of symlinks,
+//!
+//! ```text
+//! reclaimd.toml -> ..data/reclaimd.toml
+//! ..data        -> ..2026_11_28_10_00_00.123456789
+//! ```
+//!
+//! An update writes the next `..<timestamp>` directory, points a new `..data_tmp` symlink at
+//! it, renames that over `..data` (atomic), then deletes the old directory
+//! (`pkg/volume/util/atomic_writer.go`). These tests replay that sequence against a running
+//! daemon whose `--config` is the `reclaimd.toml` symlink.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::{start_wire, TestApp};
+use http_body_util::Full;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use reclaimd::config::{Overrides, Source};
+use reclaimd::server::Server;
+use reclaimd::server_timing::Mode;
+
+const FILE: &str = "reclaimd.toml";
+
+/// A ConfigMap volume directory, written the way the kubelet writes one.
+struct ConfigMapVolume {
+    dir: PathBuf,
+    version: u32,
+}
+
+impl ConfigMapVolume {
+    /// The first version: `..<ts>/reclaimd.toml`, `..data`, and the `reclaimd.toml` link.
+    fn new(toml: &str) -> ConfigMapVolume {
+        let dir = std::env::temp_dir().join(format!(
+            "reclaimd-k8s-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut volume = ConfigMapVolume { dir, version: 0 };
+        let first = volume.write_version(toml);
+        std::os::unix::fs::symlink(&first, volume.dir.join("..data")).unwrap();
+        std::os::unix::fs::symlink(Path::new("..data").join(FILE), volume.path()).unwrap();
+        volume
+    }
+
+    /// What the daemon is given as `--config`.
+    fn path(&self) -> PathBuf {
+        self.dir.join(FILE)
+    }
+
+    /// Writes the payload into a fresh timestamped directory; returns its name.
+    fn write_version(&mut self, toml: &str) -> String {
+        self.version += 1;
+        let name = format!("..2026_11_28_10_00_{:02}.{:09}", self.version, self.version);
+        std::fs::create_dir(self.dir.join(&name)).unwrap();
+        std::fs::write(self.dir.join(&name).join(FILE), toml).unwrap();
+        name
+    }
+
+    /// The kubelet's update: new directory, `..data_tmp` renamed over `..data`, old
+    /// directory removed. `same_mtime_as_before` stamps the new file with the old one's
+    /// modification time, as a filesystem with coarse timestamps can (or two updates within
+    /// one timestamp tick).
+    fn update(&mut self, toml: &str, same_mtime_as_before: bool) {
+        let old = std::fs::read_link(self.dir.join("..data")).unwrap();
+        let old_mtime = std::fs::metadata(self.path()).unwrap().modified().unwrap();
+        let new = self.write_version(toml);
+        if same_mtime_as_before {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(self.dir.join(&new).join(FILE))
+                .unwrap();
+            file.set_modified(old_mtime).unwrap();
+        }
+        let tmp = self.dir.join("..data_tmp");
+        std::os::unix::fs::symlink(&new, &tmp).unwrap();
+        std::fs::rename(&tmp, self.dir.join("..data")).unwrap();
+        std::fs::remove_dir_all(self.dir.join(old)).unwrap();
+    }
+}
+
+impl Drop for ConfigMapVolume {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A daemon (against a seeded mongo-wire) whose config file is `volume.path()`, with the
+/// listeners and MongoDB URI set outside the file, as `deploy/k8s/` sets them in the
+/// Deployment's environment.
+fn start(volume: &ConfigMapVolume) -> TestApp {
+    let wire = start_wire(0);
+    let overrides = Overrides {
+        mode: None,
+        listen: Some("127.0.0.1:0".parse().unwrap()),
+        admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+    };
+    let mut source = Source::new(Some(&volume.path()), overrides);
+    source.env = [
+        ("RECLAIMD_MONGODB__URI".to_string(), wire.uri()),
+        (
+            "RECLAIMD_MONGODB__SERVER_SELECTION_TIMEOUT".to_string(),
+            "500ms".to_string(),
+        ),
+        ("RECLAIMD_TELEMETRY__SPANS".to_string(), "false".to_string()),
+    ]
+    .into();
+    let config = source.load().expect("valid test config");
+    let server = Server::start(config, Some(source)).expect("daemon starts");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client: Client<HttpConnector, Full<Bytes>> = {
+        let _g = rt.enter();
+        Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+    };
+    TestApp {
+        server: Some(server),
+        wire,
+        rt,
+        client,
+        config_path: None,
+    }
+}
+
+/// Waits (at most 10 s; the watcher polls every 0.5 s) until a request is served in `mode`.
+fn await_mode(app: &TestApp, mode: Mode, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = app.get("/api/users/1");
+        assert_eq!(r.status, 200, "{what}: {r:?}");
+        if r.mode() == mode {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: still {}", r.mode());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn reloads(app: &TestApp, result: &str) -> f64 {
+    app.metric(&format!(
+        "reclaimd_config_reloads_total{{result=\"{result}\"}}"
+    ))
+}
+
+#[test]
+fn configmap_symlink_swap_flips_the_mode_both_ways() {
+    let mut volume = ConfigMapVolume::new("mode = \"sync\"\n");
+    let app = start(&volume);
+    assert_eq!(app.get("/api/users/1").mode(), Mode::Sync);
+    // The kubelet leaves the old version alone until the swap: nothing to notice yet.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(reloads(&app, "ok"), 0.0, "no reload without a change");
+
+    volume.update("mode = \"async\"\n", false);
+    await_mode(&app, Mode::Async, "first ConfigMap update");
+    let (status, body) = common::raw_get(app.server().admin_addr, "/admin/mode");
+    assert_eq!((status, body.as_str()), (200, r#"{"mode":"async"}"#));
+    assert_eq!(app.metric(r#"reclaimd_mode{mode="async"}"#), 1.0);
+
+    // A second update: the watcher follows `..data` again, not the directory it first saw
+    // (which the kubelet has deleted).
+    volume.update(
+        "mode = \"sync\"\n[workload]\nuser_compute_ms = 0.3\n",
+        false,
+    );
+    await_mode(&app, Mode::Sync, "second ConfigMap update");
+    assert_eq!(app.metric(r#"reclaimd_mode{mode="sync"}"#), 1.0);
+
+    assert!(reloads(&app, "ok") >= 2.0, "each swap reloads");
+    assert_eq!(
+        reloads(&app, "error"),
+        0.0,
+        "the atomic swap never shows the daemon a missing or half-written file"
+    );
+}
+
+#[test]
+fn configmap_swap_to_a_file_of_the_same_size_and_mtime_is_noticed() {
+    // Same length: only the mode differs. The new file also gets the old one's mtime, so
+    // modification time and size alone cannot tell the versions apart; the file behind the
+    // symlink is a different file all the same.
+    let (sync, async_) = ("mode = \"sync\" \n", "mode = \"async\"\n");
+    assert_eq!(sync.len(), async_.len());
+    let mut volume = ConfigMapVolume::new(sync);
+    let app = start(&volume);
+    assert_eq!(app.get("/api/users/1").mode(), Mode::Sync);
+    let before = std::fs::metadata(volume.path()).unwrap();
+
+    volume.update(async_, true);
+    let after = std::fs::metadata(volume.path()).unwrap();
+    assert_eq!(
+        (after.modified().unwrap(), after.len()),
+        (before.modified().unwrap(), before.len()),
+        "the test's premise: identical mtime and size"
+    );
+    await_mode(&app, Mode::Async, "same-size, same-mtime ConfigMap update");
+    assert_eq!(reloads(&app, "error"), 0.0);
+}
