@@ -211,3 +211,38 @@ fn configmap_swap_to_a_file_of_the_same_size_and_mtime_is_noticed() {
     await_mode(&app, Mode::Async, "same-size, same-mtime ConfigMap update");
     assert_eq!(reloads(&app, "error"), 0.0);
 }
+
+/// `deploy/k8s/base/prometheusrule.yaml` is `prometheus/rules/reclaimd.yml` under `spec:`,
+/// line for line: one source of truth for the alert rules (`render-prometheusrule.sh` writes
+/// it; `ci/k8s-validate.sh` also checks the kustomize-rendered rule with promtool).
+#[test]
+fn prometheusrule_spec_is_the_rule_file() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rule = std::fs::read_to_string(repo.join("deploy/k8s/base/prometheusrule.yaml")).unwrap();
+    let source = std::fs::read_to_string(repo.join("prometheus/rules/reclaimd.yml")).unwrap();
+    let (_, body) = rule
+        .split_once("\nspec:\n")
+        .expect("a top-level spec: holds the rule file");
+    let unindented: String = body
+        .split_inclusive('\n')
+        .map(|line| {
+            line.strip_prefix("  ").unwrap_or_else(|| {
+                assert_eq!(
+                    line, "\n",
+                    "every line of spec is indented by two: {line:?}"
+                );
+                line
+            })
+        })
+        .collect();
+    assert_eq!(
+        unindented, source,
+        "stale: run deploy/k8s/render-prometheusrule.sh"
+    );
+
+    let parsed: serde_yaml_ng::Value = serde_yaml_ng::from_str(&rule).unwrap();
+    let groups: serde_yaml_ng::Value = serde_yaml_ng::from_str(&source).unwrap();
+    assert_eq!(parsed["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(parsed["kind"], "PrometheusRule");
+    assert_eq!(parsed["spec"], groups);
+}
