@@ -469,7 +469,7 @@ for overlay in OVERLAYS:
         for w in workloads(overlay):
             spec = pod_spec(w)
             refs = [("ConfigMap", v["configMap"]["name"]) for v in spec.get("volumes", []) if "configMap" in v]
-            for c in spec["containers"]:
+            for c in spec.get("initContainers", []) + spec["containers"]:
                 refs += [("ConfigMap", f["configMapRef"]["name"]) for f in c.get("envFrom", []) if "configMapRef" in f]
                 for e in c.get("env", []):
                     src = e.get("valueFrom", {})
@@ -486,7 +486,7 @@ for overlay in OVERLAYS:
         compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
         compose_images = {s["image"] for s in compose["services"].values() if "image" in s}
         for w in workloads(overlay):
-            for c in pod_spec(w)["containers"]:
+            for c in pod_spec(w).get("initContainers", []) + pod_spec(w)["containers"]:
                 assert c["image"] == DAEMON_IMAGE or c["image"] in compose_images, c["image"]
                 if c["image"] == DAEMON_IMAGE:
                     assert c["imagePullPolicy"] == "IfNotPresent"
