@@ -254,11 +254,11 @@ async fn reload_on_sighup(app: Arc<App>) {
 /// stayed the same for one more interval, so a file caught mid-write is not applied.
 const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Polls the config file's modification time and size. Polling (not inotify) works on bind
-/// mounts in containers and on every platform.
+/// Polls the config file's stamp. Polling (not inotify) works on bind mounts in containers,
+/// on Kubernetes ConfigMap mounts (an atomic symlink swap) and on every platform.
 fn watch_file(
     path: &std::path::Path,
-    mut applied: Option<(SystemTime, u64)>,
+    mut applied: Option<FileStamp>,
     app: &App,
     stop: &std::sync::atomic::AtomicBool,
 ) {
@@ -279,8 +279,20 @@ fn watch_file(
     }
 }
 
-/// Modification time and size: what the watcher compares.
-fn file_stamp(p: &std::path::Path) -> Option<(SystemTime, u64)> {
+/// What the watcher compares: modification time, size and (on Unix) which file it is, after
+/// following symlinks. The identity catches a replaced file whose time and size match the
+/// old one's, as in a Kubernetes ConfigMap volume, where each update is a new file behind an
+/// atomically swapped `..data` symlink and coarse timestamps can coincide.
+type FileStamp = (SystemTime, u64, u64, u64);
+
+fn file_stamp(p: &std::path::Path) -> Option<FileStamp> {
     let m = std::fs::metadata(p).ok()?;
-    Some((m.modified().ok()?, m.len()))
+    #[cfg(unix)]
+    let (dev, ino) = {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino())
+    };
+    #[cfg(not(unix))]
+    let (dev, ino) = (0, 0);
+    Some((m.modified().ok()?, m.len(), dev, ino))
 }

@@ -16,6 +16,7 @@
 
 mod deploy;
 mod harness;
+mod k8s;
 mod load_accounting;
 mod load_args;
 mod load_cli;

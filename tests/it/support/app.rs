@@ -66,10 +66,16 @@ impl TestApp {
     /// with `toml`; the listeners and MongoDB URI are set through CLI-level overrides and
     /// environment so the file can be edited freely by the test.
     pub fn start_with_file(latency_ms: u64, toml: &str) -> TestApp {
-        let wire = start_wire(latency_ms);
         let file = TempPath::new("config.toml");
-        let path = file.path();
-        std::fs::write(path, toml).unwrap();
+        std::fs::write(file.path(), toml).unwrap();
+        let mut app = Self::start_with_config_at(latency_ms, file.path());
+        app.config_file = Some(file);
+        app
+    }
+
+    /// Like `start_with_file`, with the config file at `path`, which the caller owns.
+    pub fn start_with_config_at(latency_ms: u64, path: &Path) -> TestApp {
+        let wire = start_wire(latency_ms);
         let overrides = Overrides {
             mode: None,
             listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -86,9 +92,7 @@ impl TestApp {
         ]
         .into();
         let config = source.load().expect("valid test config");
-        let mut app = Self::with(wire, config, Some(source));
-        app.config_file = Some(file);
-        app
+        Self::with(wire, config, Some(source))
     }
 
     fn with(wire: MongoWire, config: Config, source: Option<Source>) -> TestApp {
