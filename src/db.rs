@@ -6,7 +6,16 @@
 //! call goes through [`Db::observe`], the one instrumentation point for DB calls: it moves
 //! the request's tracker to `db` and back around a blocking call, opens the client span, and
 //! counts errors.
+//!
+//! An async driver call is never dropped half-way. The driver's pool worker hands out at most
+//! one queued checkout per event, and a checkout whose operation future was dropped stays in
+//! its wait queue until it reaches the front; after an overload burst of requests aborted at
+//! `limits.request_timeout`, thousands of such entries drained at two a second and the daemon
+//! answered nothing for minutes. So [`AsyncDb::run`] waits for one of `max_pool_size` permits
+//! (cancel-safe) and then runs the call as its own task, which finishes even if the request
+//! that started it is aborted.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,12 +23,14 @@ use mongodb::bson::{doc, Bson, Document};
 use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::IndexModel;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::config::MongoConfig;
 use crate::error::AppError;
 use crate::measure::{Phase, Tracker};
 use crate::metrics::Metrics;
+use crate::server_timing::Mode;
 
 pub const USERS: &str = "users";
 pub const ORDERS: &str = "orders";
@@ -28,8 +39,63 @@ pub const ORDERS: &str = "orders";
 #[derive(Clone)]
 pub struct Clients {
     pub sync: mongodb::sync::Database,
-    pub async_: mongodb::Database,
+    pub async_: AsyncDb,
     async_client: mongodb::Client,
+    /// One readiness ping at a time per client: a ping outlives a caller that timed out, and
+    /// a stalled MongoDB must not collect one per probe.
+    sync_ping: Arc<Semaphore>,
+    async_ping: Arc<Semaphore>,
+}
+
+/// The async client's database, behind a gate of one permit per pooled connection.
+#[derive(Clone)]
+pub struct AsyncDb {
+    db: mongodb::Database,
+    /// Held by each driver call from before it asks the pool for a connection until the
+    /// driver returns: the driver's wait queue holds only live checkouts, and at most
+    /// `max_pool_size` calls (and spawned tasks) exist however many requests were aborted.
+    gate: Arc<Semaphore>,
+}
+
+impl AsyncDb {
+    pub fn name(&self) -> &str {
+        self.db.name()
+    }
+
+    /// Runs one driver call to completion, whatever happens to the caller. Waiting for the
+    /// permit is cancel-safe; the call itself runs as a task (in the caller's span) that
+    /// holds the permit, and dropping its handle does not cancel it. Its lifetime is the
+    /// driver's: a reply, a network error, or the monitor's heartbeat timeout, which clears
+    /// the pool and interrupts in-use connections.
+    pub async fn run<T, F, Fut>(&self, call: F) -> mongodb::error::Result<T>
+    where
+        F: FnOnce(mongodb::Database) -> Fut,
+        Fut: Future<Output = mongodb::error::Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let permit = self
+            .gate
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| mongodb::error::Error::custom("driver call gate closed"))?;
+        let call = call(self.db.clone());
+        let task = tokio::spawn(
+            async move {
+                let result = call.await;
+                drop(permit);
+                result
+            }
+            .in_current_span(),
+        );
+        match task.await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(mongodb::error::Error::custom(
+                "driver call cancelled: runtime shutting down",
+            )),
+        }
+    }
 }
 
 /// Client options from config: pool size and short timeouts so an outage fails fast.
@@ -66,6 +132,7 @@ impl Clients {
     ) -> Result<Clients, String> {
         let sync_client = mongodb::sync::Client::with_options(opts.clone())
             .map_err(|e| format!("cannot create MongoDB client: {}", e.kind))?;
+        let pool_size = opts.max_pool_size.unwrap_or(10).max(1) as usize;
         let async_client = {
             let _guard = handlers.enter();
             mongodb::Client::with_options(opts)
@@ -73,15 +140,49 @@ impl Clients {
         };
         Ok(Clients {
             sync: sync_client.database(database),
-            async_: async_client.database(database),
+            async_: AsyncDb {
+                db: async_client.database(database),
+                gate: Arc::new(Semaphore::new(pool_size)),
+            },
             async_client,
+            sync_ping: Arc::new(Semaphore::new(1)),
+            async_ping: Arc::new(Semaphore::new(1)),
         })
     }
 
-    /// `ping`, for readiness. Bounded by `timeout`.
-    pub async fn ping(&self, timeout: Duration) -> bool {
-        let ping = self.async_.run_command(doc! {"ping": 1});
-        matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(_)))
+    /// `ping` through the client that serves `mode`, for readiness: true if it answers
+    /// within `timeout`. Run inside a tokio runtime (the sync client's ping blocks a
+    /// blocking-pool thread). A ping still outstanding from an earlier probe makes this one
+    /// wait for it rather than start another.
+    pub async fn ping(&self, mode: Mode, timeout: Duration) -> bool {
+        let ping = async {
+            match mode {
+                Mode::Async => {
+                    let Ok(slot) = self.async_ping.clone().acquire_owned().await else {
+                        return false;
+                    };
+                    self.async_
+                        .run(|db| async move {
+                            let _slot = slot;
+                            db.run_command(doc! {"ping": 1}).await
+                        })
+                        .await
+                        .is_ok()
+                }
+                Mode::Sync => {
+                    let Ok(slot) = self.sync_ping.clone().acquire_owned().await else {
+                        return false;
+                    };
+                    let db = self.sync.clone();
+                    let ping = tokio::task::spawn_blocking(move || {
+                        let _slot = slot;
+                        db.run_command(doc! {"ping": 1}).run()
+                    });
+                    matches!(ping.await, Ok(Ok(_)))
+                }
+            }
+        };
+        tokio::time::timeout(timeout, ping).await.unwrap_or(false)
     }
 
     pub fn async_client(&self) -> &mongodb::Client {
@@ -101,7 +202,7 @@ pub struct Db<'a> {
 /// Which client a request uses: the blocking one (sync mode) or the async one.
 pub enum Backend<'a> {
     Sync(&'a mongodb::sync::Database),
-    Async(&'a mongodb::Database),
+    Async(&'a AsyncDb),
 }
 
 /// One order's per-status summary, from the aggregation.
@@ -138,7 +239,12 @@ impl<'a> Db<'a> {
         self.observe("find", USERS, async {
             match self.kind {
                 Backend::Sync(db) => db.collection::<Document>(USERS).find_one(filter).run(),
-                Backend::Async(db) => db.collection::<Document>(USERS).find_one(filter).await,
+                Backend::Async(db) => {
+                    db.run(
+                        |db| async move { db.collection::<Document>(USERS).find_one(filter).await },
+                    )
+                    .await
+                }
             }
         })
         .await
@@ -166,15 +272,18 @@ impl<'a> Db<'a> {
                         .run()?
                         .collect::<Result<Vec<_>, _>>(),
                     Backend::Async(db) => {
-                        let mut cursor = db
-                            .collection::<Document>(ORDERS)
-                            .aggregate(pipeline)
-                            .await?;
-                        let mut docs = Vec::new();
-                        while cursor.advance().await? {
-                            docs.push(cursor.deserialize_current()?);
-                        }
-                        Ok(docs)
+                        db.run(|db| async move {
+                            let mut cursor = db
+                                .collection::<Document>(ORDERS)
+                                .aggregate(pipeline)
+                                .await?;
+                            let mut docs = Vec::new();
+                            while cursor.advance().await? {
+                                docs.push(cursor.deserialize_current()?);
+                            }
+                            Ok(docs)
+                        })
+                        .await
                     }
                 }
             })
@@ -187,7 +296,12 @@ impl<'a> Db<'a> {
         self.observe("insert", ORDERS, async {
             match self.kind {
                 Backend::Sync(db) => db.collection::<Document>(ORDERS).insert_one(order).run(),
-                Backend::Async(db) => db.collection::<Document>(ORDERS).insert_one(order).await,
+                Backend::Async(db) => {
+                    db.run(|db| async move {
+                        db.collection::<Document>(ORDERS).insert_one(order).await
+                    })
+                    .await
+                }
             }
         })
         .await

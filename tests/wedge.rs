@@ -62,7 +62,9 @@ fn readyz_pings_through_the_client_of_the_mode_being_served() {
         assert_eq!(readyz(&app), 200, "{busy}: idle");
         let client = app.client.clone();
         let url = app.url("/api/users/1");
-        let hold = app.rt.spawn(TestApp::send(client, Method::GET, url, vec![], vec![]));
+        let hold = app
+            .rt
+            .spawn(TestApp::send(client, Method::GET, url, vec![], vec![]));
         // Let the request reach the driver and take the connection.
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(
