@@ -12,11 +12,13 @@
 //! its wait queue until it reaches the front; after an overload burst of requests aborted at
 //! `limits.request_timeout`, thousands of such entries drained at two a second and the daemon
 //! answered nothing for minutes. So [`AsyncDb::run`] waits for one of `max_pool_size` permits
-//! (cancel-safe) and then runs the call as its own task, which finishes even if the request
-//! that started it is aborted.
+//! (cancel-safe) and then runs the call to completion even if the request that started it is
+//! aborted.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, Bson, Document};
@@ -63,8 +65,10 @@ impl AsyncDb {
     }
 
     /// Runs one driver call to completion, whatever happens to the caller. Waiting for the
-    /// permit is cancel-safe; the call itself runs as a task (in the caller's span) that
-    /// holds the permit, and dropping its handle does not cancel it. Its lifetime is the
+    /// permit is cancel-safe. The call then runs inside the caller's task, so its polls stay
+    /// the request's `compute` and its wake-ups the request's own; if the caller is dropped
+    /// first (a request aborted at its timeout), the unfinished call is handed to a task of
+    /// its own, still holding the permit, in the same span. Its lifetime is then the
     /// driver's: a reply, a network error, or the monitor's heartbeat timeout, which clears
     /// the pool and interrupts in-use connections.
     pub async fn run<T, F, Fut>(&self, call: F) -> mongodb::error::Result<T>
@@ -80,20 +84,41 @@ impl AsyncDb {
             .await
             .map_err(|_| mongodb::error::Error::custom("driver call gate closed"))?;
         let call = call(self.db.clone());
-        let task = tokio::spawn(
+        RunToCompletion(Some(Box::pin(
             async move {
                 let result = call.await;
                 drop(permit);
                 result
             }
             .in_current_span(),
-        );
-        match task.await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(mongodb::error::Error::custom(
-                "driver call cancelled: runtime shutting down",
-            )),
+        )))
+        .await
+    }
+}
+
+/// A future that is never dropped unfinished: dropped early, it runs on as its own task.
+struct RunToCompletion<F: Future<Output: Send> + Send + 'static>(Option<Pin<Box<F>>>);
+
+impl<F: Future<Output: Send> + Send + 'static> Future for RunToCompletion<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let Some(call) = self.0.as_mut() else {
+            panic!("RunToCompletion polled after completion");
+        };
+        let output = std::task::ready!(call.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(output)
+    }
+}
+
+impl<F: Future<Output: Send> + Send + 'static> Drop for RunToCompletion<F> {
+    fn drop(&mut self) {
+        if let Some(call) = self.0.take() {
+            // Outside a runtime (it is being torn down) there is nothing left to protect.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(call);
+            }
         }
     }
 }

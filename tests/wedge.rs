@@ -25,6 +25,9 @@ fn async_mode_serves_right_after_a_burst_that_timed_out_waiting_for_connections(
         c.limits.request_timeout = Duration::from_secs(1);
     });
     assert_eq!(app.get("/api/users/1").status, 200);
+    // The driver opens each connection with an `isMaster` handshake.
+    let wire = app.wire.handle();
+    let handshakes = wire.command_count("isMaster");
 
     let burst = app.concurrent(300, |i| format!("/api/users/{}", i % 50 + 1));
     let timed_out = burst.iter().filter(|r| r.status == 504).count();
@@ -42,6 +45,11 @@ fn async_mode_serves_right_after_a_burst_that_timed_out_waiting_for_connections(
     assert_eq!(fresh.mode(), Mode::Async);
     let ready = app.admin(Method::GET, "/readyz", vec![], "");
     assert_eq!(ready.status, 200, "ready right after the burst: {ready:?}");
+
+    // No driver call was dropped mid-operation either: the driver discards such a connection,
+    // so the pool would have reopened connections. It only grew from one to two.
+    let opened = wire.command_count("isMaster") - handshakes;
+    assert!(opened <= 1, "{opened} connections opened during the burst");
 
     // At rest, no request is left counted as waiting on the DB.
     let waiting = app.metric(r#"reclaimd_requests_in_state{mode="async",state="waiting_db"}"#);
