@@ -55,7 +55,7 @@ pub struct AsyncDb {
     db: mongodb::Database,
     /// Held by each driver call from before it asks the pool for a connection until the
     /// driver returns: the driver's wait queue holds only live checkouts, and at most
-    /// `max_pool_size` calls (and spawned tasks) exist however many requests were aborted.
+    /// `max_pool_size` calls (in requests or handed off) exist however many were aborted.
     gate: Arc<Semaphore>,
 }
 
