@@ -189,14 +189,16 @@ impl App {
         }
     }
 
-    /// Whether MongoDB answers a ping within a second.
+    /// Whether MongoDB answers a ping within a second, through the client of the mode new
+    /// requests are served in.
     pub(crate) async fn ready(&self) -> bool {
         let clients = self.clients.clone();
+        let mode = self.mode();
         let ping = self
             .dispatchers
             .async_rt
             .handle()
-            .spawn(async move { clients.ping(Duration::from_secs(1)).await });
+            .spawn(async move { clients.ping(mode, Duration::from_secs(1)).await });
         matches!(ping.await, Ok(true))
     }
 

@@ -6,15 +6,29 @@
 //! call goes through [`Db::observe`], the one instrumentation point for DB calls: it moves
 //! the request's tracker to `db` and back around a blocking call, opens the client span, and
 //! counts errors.
+//!
+//! An async driver call is never dropped half-way. The driver's pool worker hands out at most
+//! one queued checkout per event, and a checkout whose operation future was dropped stays in
+//! its wait queue until it reaches the front; after an overload burst of requests aborted at
+//! `limits.request_timeout`, thousands of such entries drained at two a second and the daemon
+//! answered nothing for minutes. So [`AsyncDb::run`] waits for one of `max_pool_size` permits
+//! (cancel-safe) and then runs the call to completion even if the request that started it is
+//! aborted.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use mongodb::bson::{doc, Bson, Document};
 use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::IndexModel;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
+use crate::api::Mode;
 use crate::config::MongoConfig;
 use crate::observe::measure::{Phase, Tracker};
 use crate::observe::metrics::Metrics;
@@ -28,7 +42,85 @@ pub(crate) const ORDERS: &str = "orders";
 #[derive(Clone)]
 pub(crate) struct Clients {
     pub(crate) sync: mongodb::sync::Database,
-    pub(crate) async_: mongodb::Database,
+    pub(crate) async_: AsyncDb,
+    /// One readiness ping at a time per client: a ping outlives a caller that timed out, and
+    /// a stalled MongoDB must not collect one per probe.
+    sync_ping: Arc<Semaphore>,
+    async_ping: Arc<Semaphore>,
+}
+
+/// The async client's database, behind a gate of one permit per pooled connection.
+#[derive(Clone)]
+pub(crate) struct AsyncDb {
+    db: mongodb::Database,
+    /// Held by each driver call from before it asks the pool for a connection until the
+    /// driver returns: the driver's wait queue holds only live checkouts, and at most
+    /// `max_pool_size` calls (in requests or handed off) exist however many were aborted.
+    gate: Arc<Semaphore>,
+}
+
+impl AsyncDb {
+    pub(crate) fn name(&self) -> &str {
+        self.db.name()
+    }
+
+    /// Runs one driver call to completion, whatever happens to the caller. Waiting for the
+    /// permit is cancel-safe. The call then runs inside the caller's task, so its polls stay
+    /// the request's `compute` and its wake-ups the request's own; if the caller is dropped
+    /// first (a request aborted at its timeout), the unfinished call is handed to a task of
+    /// its own, still holding the permit, in the same span. Its lifetime is then the
+    /// driver's: a reply, a network error, or the monitor's heartbeat timeout, which clears
+    /// the pool and interrupts in-use connections.
+    pub(crate) async fn run<T, F, Fut>(&self, call: F) -> mongodb::error::Result<T>
+    where
+        F: FnOnce(mongodb::Database) -> Fut,
+        Fut: Future<Output = mongodb::error::Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let permit = self
+            .gate
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| mongodb::error::Error::custom("driver call gate closed"))?;
+        let call = call(self.db.clone());
+        RunToCompletion(Some(Box::pin(
+            async move {
+                let result = call.await;
+                drop(permit);
+                result
+            }
+            .in_current_span(),
+        )))
+        .await
+    }
+}
+
+/// A future that is never dropped unfinished: dropped early, it runs on as its own task.
+struct RunToCompletion<F: Future<Output: Send> + Send + 'static>(Option<Pin<Box<F>>>);
+
+impl<F: Future<Output: Send> + Send + 'static> Future for RunToCompletion<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let Some(call) = self.0.as_mut() else {
+            panic!("RunToCompletion polled after completion");
+        };
+        let output = std::task::ready!(call.as_mut().poll(cx));
+        self.0 = None;
+        Poll::Ready(output)
+    }
+}
+
+impl<F: Future<Output: Send> + Send + 'static> Drop for RunToCompletion<F> {
+    fn drop(&mut self) {
+        if let Some(call) = self.0.take() {
+            // Outside a runtime (it is being torn down) there is nothing left to protect.
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(call);
+            }
+        }
+    }
 }
 
 /// Client options from config: pool size and short timeouts so an outage fails fast.
@@ -65,6 +157,7 @@ impl Clients {
     ) -> Result<Clients, String> {
         let sync_client = mongodb::sync::Client::with_options(opts.clone())
             .map_err(|e| format!("cannot create MongoDB client: {}", e.kind))?;
+        let pool_size = opts.max_pool_size.unwrap_or(10).max(1) as usize;
         let async_client = {
             let _guard = handlers.enter();
             mongodb::Client::with_options(opts)
@@ -72,14 +165,48 @@ impl Clients {
         };
         Ok(Clients {
             sync: sync_client.database(database),
-            async_: async_client.database(database),
+            async_: AsyncDb {
+                db: async_client.database(database),
+                gate: Arc::new(Semaphore::new(pool_size)),
+            },
+            sync_ping: Arc::new(Semaphore::new(1)),
+            async_ping: Arc::new(Semaphore::new(1)),
         })
     }
 
-    /// `ping`, for readiness. Bounded by `timeout`.
-    pub(crate) async fn ping(&self, timeout: Duration) -> bool {
-        let ping = self.async_.run_command(doc! {"ping": 1});
-        matches!(tokio::time::timeout(timeout, ping).await, Ok(Ok(_)))
+    /// `ping` through the client that serves `mode`, for readiness: true if it answers
+    /// within `timeout`. Run inside a tokio runtime (the sync client's ping blocks a
+    /// blocking-pool thread). A ping still outstanding from an earlier probe makes this one
+    /// wait for it rather than start another.
+    pub(crate) async fn ping(&self, mode: Mode, timeout: Duration) -> bool {
+        let ping = async {
+            match mode {
+                Mode::Async => {
+                    let Ok(slot) = self.async_ping.clone().acquire_owned().await else {
+                        return false;
+                    };
+                    self.async_
+                        .run(|db| async move {
+                            let _slot = slot;
+                            db.run_command(doc! {"ping": 1}).await
+                        })
+                        .await
+                        .is_ok()
+                }
+                Mode::Sync => {
+                    let Ok(slot) = self.sync_ping.clone().acquire_owned().await else {
+                        return false;
+                    };
+                    let db = self.sync.clone();
+                    let ping = tokio::task::spawn_blocking(move || {
+                        let _slot = slot;
+                        db.run_command(doc! {"ping": 1}).run()
+                    });
+                    matches!(ping.await, Ok(Ok(_)))
+                }
+            }
+        };
+        tokio::time::timeout(timeout, ping).await.unwrap_or(false)
     }
 }
 
@@ -95,7 +222,7 @@ pub(crate) struct Db<'a> {
 /// Which client a request uses: the blocking one (sync mode) or the async one.
 pub(crate) enum Backend<'a> {
     Sync(&'a mongodb::sync::Database),
-    Async(&'a mongodb::Database),
+    Async(&'a AsyncDb),
 }
 
 /// One order's per-status summary, from the aggregation.
@@ -130,7 +257,12 @@ impl<'a> Db<'a> {
         self.observe("find", USERS, async {
             match self.kind {
                 Backend::Sync(db) => db.collection::<Document>(USERS).find_one(filter).run(),
-                Backend::Async(db) => db.collection::<Document>(USERS).find_one(filter).await,
+                Backend::Async(db) => {
+                    db.run(
+                        |db| async move { db.collection::<Document>(USERS).find_one(filter).await },
+                    )
+                    .await
+                }
             }
         })
         .await
@@ -158,15 +290,18 @@ impl<'a> Db<'a> {
                         .run()?
                         .collect::<Result<Vec<_>, _>>(),
                     Backend::Async(db) => {
-                        let mut cursor = db
-                            .collection::<Document>(ORDERS)
-                            .aggregate(pipeline)
-                            .await?;
-                        let mut docs = Vec::new();
-                        while cursor.advance().await? {
-                            docs.push(cursor.deserialize_current()?);
-                        }
-                        Ok(docs)
+                        db.run(|db| async move {
+                            let mut cursor = db
+                                .collection::<Document>(ORDERS)
+                                .aggregate(pipeline)
+                                .await?;
+                            let mut docs = Vec::new();
+                            while cursor.advance().await? {
+                                docs.push(cursor.deserialize_current()?);
+                            }
+                            Ok(docs)
+                        })
+                        .await
                     }
                 }
             })
@@ -179,7 +314,12 @@ impl<'a> Db<'a> {
         self.observe("insert", ORDERS, async {
             match self.kind {
                 Backend::Sync(db) => db.collection::<Document>(ORDERS).insert_one(order).run(),
-                Backend::Async(db) => db.collection::<Document>(ORDERS).insert_one(order).await,
+                Backend::Async(db) => {
+                    db.run(|db| async move {
+                        db.collection::<Document>(ORDERS).insert_one(order).await
+                    })
+                    .await
+                }
             }
         })
         .await

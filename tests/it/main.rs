@@ -26,3 +26,4 @@ mod scenario_lecture;
 mod serve;
 mod support;
 mod telemetry_export;
+mod wedge;
