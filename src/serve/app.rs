@@ -85,7 +85,6 @@ impl App {
             config.limits.max_queue,
             clients.clone(),
             metrics.clone(),
-            config.limits.queue_wait_budget(),
         )?;
         let mut runtimes = vec![Runtime::new(
             "handlers",

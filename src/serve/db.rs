@@ -17,6 +17,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -33,6 +34,7 @@ use crate::config::MongoConfig;
 use crate::observe::measure::{Phase, Tracker};
 use crate::observe::metrics::Metrics;
 use crate::observe::spans;
+use crate::serve::dispatch::admission::Stage;
 use crate::serve::error::AppError;
 
 pub(crate) const USERS: &str = "users";
@@ -57,6 +59,10 @@ pub(crate) struct AsyncDb {
     /// driver returns: the driver's wait queue holds only live checkouts, and at most
     /// `max_pool_size` calls (in requests or handed off) exist however many were aborted.
     gate: Arc<Semaphore>,
+    /// The permits as an admission stage: how long a call holds one.
+    pub(crate) gate_stage: Arc<Stage>,
+    /// Calls waiting for a permit right now.
+    gate_waiting: Arc<AtomicUsize>,
 }
 
 impl AsyncDb {
@@ -77,22 +83,45 @@ impl AsyncDb {
         Fut: Future<Output = mongodb::error::Result<T>> + Send + 'static,
         T: Send + 'static,
     {
-        let permit = self
-            .gate
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| mongodb::error::Error::custom("driver call gate closed"))?;
+        let permit = {
+            let _waiting = Counted::new(&self.gate_waiting);
+            self.gate.clone().acquire_owned().await
+        }
+        .map_err(|_| mongodb::error::Error::custom("driver call gate closed"))?;
         let call = call(self.db.clone());
+        let stage = self.gate_stage.clone();
+        let held_from = Instant::now();
         RunToCompletion(Some(Box::pin(
             async move {
                 let result = call.await;
                 drop(permit);
+                stage.record(held_from.elapsed());
                 result
             }
             .in_current_span(),
         )))
         .await
+    }
+
+    /// Calls waiting for a permit right now.
+    pub(crate) fn waiting(&self) -> usize {
+        self.gate_waiting.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts itself in a counter while it lives (a waiter that may be cancelled).
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Counted(counter)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -168,6 +197,8 @@ impl Clients {
             async_: AsyncDb {
                 db: async_client.database(database),
                 gate: Arc::new(Semaphore::new(pool_size)),
+                gate_stage: Arc::new(Stage::new(pool_size)),
+                gate_waiting: Arc::new(AtomicUsize::new(0)),
             },
             sync_ping: Arc::new(Semaphore::new(1)),
             async_ping: Arc::new(Semaphore::new(1)),

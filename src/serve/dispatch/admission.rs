@@ -4,17 +4,20 @@
 //! 504 after waiting, and the work it would have cost goes to requests that can still
 //! finish in time.
 //!
-//! The prediction is the work ahead of the request divided by the threads that do it:
-//! `ahead × cost / threads`, where `cost` is a moving average of what one request occupies a
-//! thread for.
+//! The prediction adds up the stages a request waits at, each a [`Stage`]: a fixed number
+//! of servers with a queue in front, predicting `ahead × cost / servers`, where `cost` is a
+//! moving average of what one request occupies a server for.
 //! - sync: `ahead` is the requests queued for a worker (plus the worker to be freed when all
 //!   are busy); `cost` is a job's whole time on its worker, DB calls included, since a
 //!   blocked worker serves nobody. When every worker has been on its current job for
 //!   longer than `cost` (a stalled database), the shortest such time is used instead, so
 //!   requests stop queueing behind a stall.
-//! - async: `ahead` is the requests waiting for their first poll or runnable after a
-//!   wake-up; `cost` is a request's compute (time inside polls). DB waits occupy no thread
-//!   and are not counted: a slow database does not shed async requests, a busy CPU does.
+//! - async, two stages: the handler threads (`ahead` is the requests waiting for their first
+//!   poll or runnable after a wake-up; `cost` is a request's compute, its time inside
+//!   polls), and the driver's connections (`ahead` is the calls waiting for one of the
+//!   `mongodb.max_pool_size` permits in front of the driver; `cost` is how long a call holds
+//!   one). A slow but unsaturated database sheds nothing: a call that finds a free
+//!   connection does not wait for one.
 //!
 //! Until the first request has finished there is no estimate and every request is admitted
 //! (the queue and in-flight caps still apply).
@@ -25,20 +28,19 @@ use std::time::Duration;
 /// Weight of a new sample in the moving average of the cost.
 const ALPHA: f64 = 0.1;
 
-/// The admission rule of one dispatcher.
+/// One stage of a request's path: `servers` identical servers (threads, connections) with
+/// a queue in front.
 #[derive(Debug)]
-pub(crate) struct Admission {
-    budget: Duration,
-    threads: usize,
+pub(crate) struct Stage {
+    servers: usize,
     /// Moving average of a request's cost in nanoseconds, as `f64` bits; 0 until measured.
     cost: AtomicU64,
 }
 
-impl Admission {
-    pub(crate) fn new(budget: Duration, threads: usize) -> Admission {
-        Admission {
-            budget,
-            threads: threads.max(1),
+impl Stage {
+    pub(crate) fn new(servers: usize) -> Stage {
+        Stage {
+            servers: servers.max(1),
             cost: AtomicU64::new(0),
         }
     }
@@ -67,15 +69,13 @@ impl Admission {
     /// The wait predicted for a request with `ahead` requests' worth of work in front of
     /// it, each costing at least `floor` (see the module docs).
     pub(crate) fn predicted_wait(&self, ahead: usize, floor: Duration) -> Duration {
+        if ahead == 0 {
+            return Duration::ZERO;
+        }
         let cost = self.cost().max(floor);
-        let threads = u32::try_from(self.threads).unwrap_or(u32::MAX);
+        let servers = u32::try_from(self.servers).unwrap_or(u32::MAX);
         let ahead = u32::try_from(ahead).unwrap_or(u32::MAX);
-        cost.saturating_mul(ahead) / threads
-    }
-
-    /// Whether a request with `ahead` requests in front of it may wait for a thread.
-    pub(crate) fn admits(&self, ahead: usize, floor: Duration) -> bool {
-        self.predicted_wait(ahead, floor) <= self.budget
+        cost.saturating_mul(ahead) / servers
     }
 }
 
@@ -86,26 +86,25 @@ mod tests {
     const MS: Duration = Duration::from_millis(1);
 
     #[test]
-    fn everything_is_admitted_until_a_cost_is_known() {
-        let a = Admission::new(MS * 100, 1);
-        assert!(a.admits(1_000_000, Duration::ZERO));
+    fn nothing_is_predicted_until_a_cost_is_known() {
+        let a = Stage::new(1);
+        assert_eq!(a.predicted_wait(1_000_000, Duration::ZERO), Duration::ZERO);
         assert_eq!(a.cost(), Duration::ZERO);
     }
 
     #[test]
-    fn the_wait_is_the_work_ahead_over_the_threads() {
-        let a = Admission::new(MS * 100, 2);
+    fn the_wait_is_the_work_ahead_over_the_servers() {
+        let a = Stage::new(2);
         a.record(MS * 10);
         assert_eq!(a.predicted_wait(20, Duration::ZERO), MS * 100);
-        assert!(a.admits(20, Duration::ZERO));
-        assert!(!a.admits(21, Duration::ZERO));
-        // A stalled worker: its time on the current job is the floor of the cost.
-        assert!(!a.admits(1, MS * 300));
+        assert_eq!(a.predicted_wait(0, MS * 300), Duration::ZERO);
+        // A stalled server: its time on the current job is the floor of the cost.
+        assert_eq!(a.predicted_wait(1, MS * 300), MS * 150);
     }
 
     #[test]
     fn the_average_follows_a_changed_cost() {
-        let a = Admission::new(MS * 100, 1);
+        let a = Stage::new(1);
         a.record(MS * 10);
         for _ in 0..100 {
             a.record(MS * 40);

@@ -6,7 +6,7 @@
 //! - [`async_rt::AsyncRuntime`]: a tokio runtime with `async.worker_threads` threads runs
 //!   each request as a task with the async driver.
 
-mod admission;
+pub(crate) mod admission;
 pub(crate) mod async_rt;
 pub(crate) mod sync_pool;
 
@@ -25,7 +25,7 @@ use crate::serve::db::{Backend, Clients, Db};
 use crate::serve::error::AppError;
 use crate::serve::handlers::{self, Ctx, Reply};
 
-use admission::Admission;
+use admission::Stage;
 use async_rt::AsyncRuntime;
 use sync_pool::{Refused, SyncPool};
 
@@ -66,8 +66,11 @@ pub(crate) struct Dispatchers {
     clients: Arc<Clients>,
     metrics: Arc<Metrics>,
     limits: LimitsConfig,
-    /// Shedding by time in async mode (the sync pool has its own).
-    async_admission: Admission,
+    /// Shedding by time: the predicted wait above which a request gets 503 at once.
+    budget: Duration,
+    /// The async handler threads as an admission stage (the sync pool and the driver gate
+    /// keep their own).
+    async_threads: Stage,
     shutting_down: AtomicBool,
 }
 
@@ -85,7 +88,8 @@ impl Dispatchers {
             async_rt,
             clients,
             metrics,
-            async_admission: Admission::new(limits.queue_wait_budget(), async_threads),
+            budget: limits.queue_wait_budget(),
+            async_threads: Stage::new(async_threads),
             limits,
             shutting_down: AtomicBool::new(false),
         }
@@ -119,7 +123,11 @@ impl Dispatchers {
         };
         let done = match mode {
             Mode::Sync => {
-                if !self.pool.admits(others(Phase::Queue).saturating_sub(1)) {
+                if self
+                    .pool
+                    .predicted_wait(others(Phase::Queue).saturating_sub(1))
+                    > self.budget
+                {
                     return shed("queue_wait", AppError::Overloaded(TOO_LONG));
                 }
                 let rx = match self.pool.try_submit(job) {
@@ -156,8 +164,13 @@ impl Dispatchers {
                 if queued > self.limits.max_queue {
                     return shed("queue_full", AppError::Overloaded("queue full"));
                 }
-                let ahead = (queued + others(Phase::Sched)).saturating_sub(1);
-                if !self.async_admission.admits(ahead, Duration::ZERO) {
+                let runnable = (queued + others(Phase::Sched)).saturating_sub(1);
+                let gate = &self.clients.async_;
+                let wait = self.async_threads.predicted_wait(runnable, Duration::ZERO)
+                    + gate
+                        .gate_stage
+                        .predicted_wait(gate.waiting(), Duration::ZERO);
+                if wait > self.budget {
                     return shed("queue_wait", AppError::Overloaded(TOO_LONG));
                 }
                 let mut task = self
@@ -165,7 +178,7 @@ impl Dispatchers {
                     .spawn(job, self.clients.clone(), self.metrics.clone());
                 match tokio::time::timeout_at(deadline.into(), &mut task).await {
                     Ok(Ok(done)) => {
-                        self.async_admission.record(done.1.get(Phase::Compute));
+                        self.async_threads.record(done.1.get(Phase::Compute));
                         done
                     }
                     Ok(Err(e)) => {

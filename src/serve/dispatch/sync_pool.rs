@@ -16,7 +16,7 @@ use crate::api::Mode;
 use crate::observe::measure::{block_on, Phase, WorkerState};
 use crate::observe::metrics::Metrics;
 use crate::serve::db::{Backend, Clients};
-use crate::serve::dispatch::admission::Admission;
+use crate::serve::dispatch::admission::Stage;
 use crate::serve::dispatch::{Done, Job};
 use crate::serve::error::AppError;
 
@@ -35,8 +35,8 @@ pub(crate) struct SyncPool {
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Who is busy since when, for admission.
     busy: Arc<Busy>,
-    /// Shedding by time; workers record each job's time on them.
-    pub(crate) admission: Arc<Admission>,
+    /// The workers as an admission stage; each records its jobs' time on it.
+    stage: Arc<Stage>,
 }
 
 /// When each worker started its current job: nanoseconds since `epoch`, plus one; 0 when
@@ -81,14 +81,13 @@ impl SyncPool {
         max_queue: usize,
         clients: Arc<Clients>,
         metrics: Arc<Metrics>,
-        budget: Duration,
     ) -> Result<SyncPool, String> {
         let (tx, rx) = crossbeam_channel::bounded(max_queue);
         let busy = Arc::new(Busy {
             epoch: Instant::now(),
             since: (0..workers).map(|_| AtomicU64::new(0)).collect(),
         });
-        let admission = Arc::new(Admission::new(budget, workers));
+        let stage = Arc::new(Stage::new(workers));
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers {
             let worker = Worker {
@@ -97,7 +96,7 @@ impl SyncPool {
                 clients: clients.clone(),
                 metrics: metrics.clone(),
                 busy: busy.clone(),
-                admission: admission.clone(),
+                stage: stage.clone(),
             };
             let thread = std::thread::Builder::new()
                 .name(format!("reclaimd-sync-{i}"))
@@ -109,17 +108,17 @@ impl SyncPool {
             tx: RwLock::new(Some(tx)),
             threads: Mutex::new(threads),
             busy,
-            admission,
+            stage,
         })
     }
 
-    /// Whether a request with `queued` requests ahead of it in the queue can start within
-    /// the wait budget (see `admission`).
-    pub(crate) fn admits(&self, queued: usize) -> bool {
+    /// The wait predicted for a request with `queued` requests ahead of it in the queue
+    /// (see `admission`).
+    pub(crate) fn predicted_wait(&self, queued: usize) -> Duration {
         let (idle, on_job) = self.busy.snapshot(Instant::now());
         // With every worker busy, one must finish before even the head of the queue starts.
         let ahead = (queued + 1).saturating_sub(idle);
-        self.admission.admits(ahead, on_job)
+        self.stage.predicted_wait(ahead, on_job)
     }
 
     /// Queues `job`; the receiver gets its result.
@@ -158,7 +157,7 @@ struct Worker {
     clients: Arc<Clients>,
     metrics: Arc<Metrics>,
     busy: Arc<Busy>,
-    admission: Arc<Admission>,
+    stage: Arc<Stage>,
 }
 
 impl Worker {
@@ -200,7 +199,7 @@ impl Worker {
             });
             let end = Instant::now();
             self.busy.stop(self.index);
-            self.admission.record(end - now);
+            self.stage.record(end - now);
             let timing = tracker.finish_on_thread(end);
             let _ = reply.send((result, timing));
             let blocked = timing.get(Phase::Db);
