@@ -17,9 +17,11 @@ use crate::support::eventually;
 
 #[test]
 fn async_mode_serves_right_after_a_burst_that_timed_out_waiting_for_connections() {
-    // Two connections, 100 ms per find: about 20 requests fit in the 1 s request timeout; the
-    // rest of the burst times out while queued for a connection.
-    let app = TestApp::start(100, |c| {
+    // Two connections. The daemon learns that a find takes no time, then MongoDB slows down
+    // to 100 ms per find: admission (which predicts from what it has seen) lets the whole
+    // burst in, about 20 requests fit in the 1 s request timeout, and the rest times out
+    // while queued for a connection.
+    let app = TestApp::start(0, |c| {
         c.mode = Mode::Async;
         c.mongodb.max_pool_size = 2;
         c.limits.request_timeout = Duration::from_secs(1);
@@ -28,14 +30,24 @@ fn async_mode_serves_right_after_a_burst_that_timed_out_waiting_for_connections(
     // The driver opens each connection with an `isMaster` handshake.
     let wire = app.wire.handle();
     let handshakes = wire.command_count("isMaster");
+    wire.set_latency(Duration::from_millis(100), Duration::ZERO);
 
     let burst = app.concurrent(300, |i| format!("/api/users/{}", i % 50 + 1));
-    let timed_out = burst.iter().filter(|r| r.status == 504).count();
-    let ok = burst.iter().filter(|r| r.status == 200).count();
-    assert_eq!(ok + timed_out, burst.len(), "only 200s and 504s: {burst:?}");
+    let count = |status| burst.iter().filter(|r| r.status == status).count();
+    let (ok, shed, timed_out) = (count(200), count(503), count(504));
+    // Admission may shed the tail of the burst once the first slow finds have taught it the
+    // new cost; those requests never reach the driver.
+    assert_eq!(
+        ok + shed + timed_out,
+        burst.len(),
+        "only 200s, 503s and 504s: {burst:?}"
+    );
     // The precondition of the bug: most of the burst gave up while waiting. Abandoned
     // checkouts would now take 2 s per 4 entries, over a minute, to drain.
-    assert!(timed_out >= 200, "{timed_out} of 300 timed out");
+    assert!(
+        timed_out >= 150,
+        "{timed_out} of 300 timed out ({ok} ok, {shed} shed)"
+    );
 
     // Every burst request has been answered. A fresh request waits at most for the calls
     // still running (two, 100 ms each), then runs its own: well inside its 1 s.
