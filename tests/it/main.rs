@@ -6,6 +6,8 @@
 //! - [`telemetry_export`]: span export over OTLP from the real binary to a test receiver.
 //! - [`load_accounting`], [`load_args`], [`load_cli`]: `reclaimd load`.
 //! - [`scenario_daemon`], [`scenario_lecture`]: `reclaimd scenario lecture`.
+//! - [`reliability`]: the admin-token matrix (the rest of the reliability suite is
+//!   `ci/reliability.sh`).
 //! - [`deploy`]: static checks of docker-compose.yml, Prometheus and Grafana files.
 //! - [`harness`]: the harness's own helpers.
 //! - [`support`]: the harness.
@@ -21,6 +23,7 @@ mod load_accounting;
 mod load_args;
 mod load_cli;
 mod measurement;
+mod reliability;
 mod scenario_daemon;
 mod scenario_lecture;
 mod serve;
