@@ -188,8 +188,8 @@ overload() { # MODE [DURATION_S]
   wait "$load_pid" || die "reclaimd load failed$(log_tail "$out/$name.load.log")"
   local ok elapsed goodput ratio p99 e500 eio errors recovery shed_wait server500
   ok=$(jget "$report" .ok)
-  goodput=$(jget "$report" .throughput_rps)
-  elapsed=$(jget "$report" .elapsed_s)
+  goodput=$(printf "%.1f" "$(jget "$report" .throughput_rps)")
+  elapsed=$(printf "%.1f" "$(jget "$report" .elapsed_s)")
   ratio=$(awk -v g="$goodput" -v c="$capacity" 'BEGIN { printf "%.2f", g / c }')
   p99=$(jget "$report" .latency_ms.p99)
   e500=$(jget "$report" '.errors["500"] // 0')

@@ -17,7 +17,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ use mongodb::IndexModel;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use crate::api::Mode;
+use crate::api::{Mode, Route};
 use crate::config::MongoConfig;
 use crate::observe::measure::{Phase, Tracker};
 use crate::observe::metrics::Metrics;
@@ -63,6 +63,8 @@ pub(crate) struct AsyncDb {
     pub(crate) gate_stage: Arc<Stage>,
     /// Calls waiting for a permit right now.
     gate_waiting: Arc<AtomicUsize>,
+    /// A request passes the gate once per driver call; admission predicts each pass's wait.
+    calls_per_route: Arc<CallsPerRoute>,
 }
 
 impl AsyncDb {
@@ -106,6 +108,32 @@ impl AsyncDb {
     /// Calls waiting for a permit right now.
     pub(crate) fn waiting(&self) -> usize {
         self.gate_waiting.load(Ordering::Relaxed)
+    }
+
+    /// How many times a request of `route` passes the gate.
+    pub(crate) fn calls_per_request(&self, route: Route) -> u32 {
+        self.calls_per_route.get(route)
+    }
+
+    /// Records the driver calls one finished request of `route` made.
+    pub(crate) fn record_calls(&self, route: Route, calls: u32) {
+        self.calls_per_route.record(route, calls);
+    }
+}
+
+/// The most driver calls a request of each route has made, learnt from finished requests
+/// rather than written down next to the handlers, so it cannot drift from them.
+#[derive(Debug, Default)]
+pub(crate) struct CallsPerRoute([AtomicU32; 3]);
+
+impl CallsPerRoute {
+    /// The most calls a request of `route` has made; 1 before one has finished.
+    pub(crate) fn get(&self, route: Route) -> u32 {
+        self.0[route as usize].load(Ordering::Relaxed).max(1)
+    }
+
+    pub(crate) fn record(&self, route: Route, calls: u32) {
+        self.0[route as usize].fetch_max(calls, Ordering::Relaxed);
     }
 }
 
@@ -199,6 +227,7 @@ impl Clients {
                 gate: Arc::new(Semaphore::new(pool_size)),
                 gate_stage: Arc::new(Stage::new(pool_size)),
                 gate_waiting: Arc::new(AtomicUsize::new(0)),
+                calls_per_route: Arc::new(CallsPerRoute::default()),
             },
             sync_ping: Arc::new(Semaphore::new(1)),
             async_ping: Arc::new(Semaphore::new(1)),
@@ -248,9 +277,12 @@ pub(crate) struct Db<'a> {
     metrics: &'a Metrics,
     /// The request's span; DB spans are its children (none when it is `Span::none()`).
     parent: &'a tracing::Span,
+    /// Driver calls made so far.
+    calls: AtomicU32,
 }
 
 /// Which client a request uses: the blocking one (sync mode) or the async one.
+#[derive(Clone, Copy)]
 pub(crate) enum Backend<'a> {
     Sync(&'a mongodb::sync::Database),
     Async(&'a AsyncDb),
@@ -279,7 +311,13 @@ impl<'a> Db<'a> {
             tracker,
             metrics,
             parent,
+            calls: AtomicU32::new(0),
         }
+    }
+
+    /// Driver calls this request has made so far.
+    pub(crate) fn calls(&self) -> u32 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// The user with this id, if any.
@@ -368,6 +406,7 @@ impl<'a> Db<'a> {
             Backend::Sync(db) => db.name(),
             Backend::Async(db) => db.name(),
         };
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let span = spans::db(self.parent, operation, collection, namespace);
         let blocking = matches!(self.kind, Backend::Sync(_));
         if blocking {
@@ -452,4 +491,22 @@ pub(crate) async fn create_indexes(db: &mongodb::Database) -> mongodb::error::Re
         )
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_per_route_keep_the_most_seen_and_start_at_one() {
+        let calls = CallsPerRoute::default();
+        assert_eq!(calls.get(Route::Report), 1);
+        calls.record(Route::Report, 2);
+        // A request that failed after its first call does not lower it.
+        calls.record(Route::Report, 1);
+        calls.record(Route::User, 1);
+        assert_eq!(calls.get(Route::Report), 2);
+        assert_eq!(calls.get(Route::User), 1);
+        assert_eq!(calls.get(Route::Order), 1);
+    }
 }

@@ -54,8 +54,16 @@ impl Job {
             workload: &self.workload,
             span: &self.span,
         };
+        let gate = match backend {
+            Backend::Async(gate) => Some(gate),
+            Backend::Sync(_) => None,
+        };
         let db = Db::new(backend, &self.tracker, metrics, &self.span);
-        handlers::handle(self.call, &self.body, &ctx, &db).await
+        let result = handlers::handle(self.call, &self.body, &ctx, &db).await;
+        if let Some(gate) = gate {
+            gate.record_calls(self.call.route(), db.calls());
+        }
+        result
     }
 }
 
@@ -166,10 +174,12 @@ impl Dispatchers {
                 }
                 let runnable = (queued + others(Phase::Sched)).saturating_sub(1);
                 let gate = &self.clients.async_;
+                // The request waits for the gate once per driver call it makes.
                 let wait = self.async_threads.predicted_wait(runnable, Duration::ZERO)
                     + gate
                         .gate_stage
-                        .predicted_wait(gate.waiting(), Duration::ZERO);
+                        .predicted_wait(gate.waiting(), Duration::ZERO)
+                        * gate.calls_per_request(job.call.route());
                 if wait > self.budget {
                     return shed("queue_wait", AppError::Overloaded(TOO_LONG));
                 }
