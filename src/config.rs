@@ -166,7 +166,8 @@ pub struct MongoConfig {
     #[serde(deserialize_with = "de_duration")]
     pub server_selection_timeout: Duration,
     #[serde(deserialize_with = "de_duration")]
-    /// How long connecting to a server may take.
+    /// How long connecting to a server may take; also how long the driver's monitor waits
+    /// for a check, so after a stalled server recovers, calls resume within about this long.
     pub connect_timeout: Duration,
 }
 
@@ -260,7 +261,7 @@ impl Default for MongoConfig {
             database: "reclaimd".into(),
             max_pool_size: 200,
             server_selection_timeout: Duration::from_secs(2),
-            connect_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(1),
         }
     }
 }

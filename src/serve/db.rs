@@ -17,7 +17,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -63,6 +63,10 @@ pub(crate) struct AsyncDb {
     pub(crate) gate_stage: Arc<Stage>,
     /// Calls waiting for a permit right now.
     gate_waiting: Arc<AtomicUsize>,
+    /// When a call last gave its permit back (nanoseconds since `epoch`): with every permit
+    /// held, the time since then is how long the database has not moved.
+    released: Arc<AtomicU64>,
+    epoch: Instant,
     /// A request passes the gate once per driver call; admission predicts each pass's wait.
     calls_per_route: Arc<CallsPerRoute>,
 }
@@ -93,16 +97,31 @@ impl AsyncDb {
         let call = call(self.db.clone());
         let stage = self.gate_stage.clone();
         let held_from = Instant::now();
+        let (released, epoch) = (self.released.clone(), self.epoch);
         RunToCompletion(Some(Box::pin(
             async move {
                 let result = call.await;
                 drop(permit);
-                stage.record(held_from.elapsed());
+                let now = Instant::now();
+                stage.record(now - held_from);
+                released.store(nanos_since(epoch, now), Ordering::Relaxed);
                 result
             }
             .in_current_span(),
         )))
         .await
+    }
+
+    /// With every permit held, how long since a call last gave one back; zero while a permit
+    /// is free. A stalled database shows here long before any call finishes to tell the
+    /// average: the calls it holds may never come back (a lost reply is only noticed when
+    /// the driver's monitor times out).
+    pub(crate) fn stalled_for(&self) -> Duration {
+        if self.gate.available_permits() > 0 {
+            return Duration::ZERO;
+        }
+        let now = nanos_since(self.epoch, Instant::now());
+        Duration::from_nanos(now.saturating_sub(self.released.load(Ordering::Relaxed)))
     }
 
     /// Calls waiting for a permit right now.
@@ -135,6 +154,10 @@ impl CallsPerRoute {
     pub(crate) fn record(&self, route: Route, calls: u32) {
         self.0[route as usize].fetch_max(calls, Ordering::Relaxed);
     }
+}
+
+fn nanos_since(epoch: Instant, t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(epoch).as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Counts itself in a counter while it lives (a waiter that may be cancelled).
@@ -180,6 +203,15 @@ impl<F: Future<Output: Send> + Send + 'static> Drop for RunToCompletion<F> {
     }
 }
 
+/// How often the driver's monitor checks the server (its default is 10 s). The monitor is
+/// what notices a server that stopped answering: a check that times out (after
+/// `mongodb.connect_timeout`) clears the pool and interrupts the calls in flight, whose
+/// replies may never come (the driver has no socket timeout). Checking every second, a
+/// stall is noticed within about `connect_timeout` + 1 s instead of up to 12 s, and a short
+/// stall cannot fall between two checks and leave its calls stuck for good. One `hello` a
+/// second per client costs nothing.
+const HEARTBEAT_FREQUENCY: Duration = Duration::from_secs(1);
+
 /// Client options from config: pool size and short timeouts so an outage fails fast.
 pub(crate) async fn client_options(config: &MongoConfig) -> Result<ClientOptions, String> {
     let mut opts = ClientOptions::parse(&config.uri)
@@ -194,6 +226,7 @@ pub(crate) async fn client_options(config: &MongoConfig) -> Result<ClientOptions
     opts.max_pool_size = Some(config.max_pool_size);
     opts.server_selection_timeout = Some(config.server_selection_timeout);
     opts.connect_timeout = Some(config.connect_timeout);
+    opts.heartbeat_freq = Some(HEARTBEAT_FREQUENCY);
     opts.app_name = Some("reclaimd".into());
     Ok(opts)
 }
@@ -227,6 +260,8 @@ impl Clients {
                 gate: Arc::new(Semaphore::new(pool_size)),
                 gate_stage: Arc::new(Stage::new(pool_size)),
                 gate_waiting: Arc::new(AtomicUsize::new(0)),
+                released: Arc::new(AtomicU64::new(0)),
+                epoch: Instant::now(),
                 calls_per_route: Arc::new(CallsPerRoute::default()),
             },
             sync_ping: Arc::new(Semaphore::new(1)),

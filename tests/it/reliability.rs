@@ -1,11 +1,15 @@
-//! Reliability checks that fit a test: the admin-token matrix. The long, black-box checks
+//! Reliability checks that fit a test: the admin-token matrix, and regressions the suite
+//! found (stuck driver calls after a stall). The long, black-box checks
 //! (overload, DB faults, config churn, hostile and slow clients, shutdown, soak) are in
 //! `ci/reliability.sh`; RELIABILITY.md records both.
+
+use std::time::Duration;
 
 use hyper::Method;
 use reclaimd::api::Mode;
 
 use crate::support::app::TestApp;
+use crate::support::eventually;
 
 /// `Authorization` headers a client may send, and whether each carries the token `s3cret`.
 const HEADERS: &[(Option<&str>, bool)] = &[
@@ -88,4 +92,88 @@ fn admin_token_matrix() {
             }
         }
     }
+}
+
+/// A stall too short for the driver's default heartbeat (10 s) to notice used to leave the
+/// calls it swallowed stuck for good: the driver has no socket timeout, and only a monitor
+/// check that times out interrupts a call waiting for a reply that will never come. With one
+/// sync worker, that was the end of sync mode. The daemon's monitor checks every second.
+#[test]
+fn a_short_stall_leaves_no_worker_stuck() {
+    let app = TestApp::start(0, |c| {
+        c.limits.request_timeout = Duration::from_secs(1);
+    });
+    assert_eq!(app.get("/api/users/1").status, 200);
+    let wire = app.wire.handle();
+    // Start right after a monitor check, so a 10 s heartbeat would not check again soon.
+    let checks = || wire.command_count("hello") + wire.command_count("isMaster");
+    let before = checks();
+    eventually("a monitor check", Duration::from_secs(15), || {
+        checks() > before
+    });
+    wire.set_stall(true);
+    // Swallowed: the worker waits for a reply that never comes; the client gets its 504.
+    let lost = app.get("/api/users/2");
+    assert_eq!(lost.status, 504, "{lost:?}");
+    // Long enough for one check of a one-second heartbeat to be swallowed too.
+    std::thread::sleep(Duration::from_millis(600));
+    wire.set_stall(false);
+    eventually(
+        "users are served again after a short stall",
+        Duration::from_secs(5),
+        || {
+            let r = app.get("/api/users/1");
+            if r.status == 200 {
+                Ok(())
+            } else {
+                Err(Box::new(r))
+            }
+        },
+    );
+}
+
+/// When every driver connection is held by a call that does not come back, async admission
+/// sheds at once (503 `overloaded`) instead of queueing requests behind them into 504s.
+#[test]
+fn async_sheds_at_once_while_every_driver_connection_is_stuck() {
+    let app = TestApp::start(50, |c| {
+        c.mode = Mode::Async;
+        c.mongodb.max_pool_size = 2;
+        // The monitor notices the stall late: only admission can react in time.
+        c.mongodb.connect_timeout = Duration::from_secs(10);
+        c.limits.request_timeout = Duration::from_secs(3);
+        c.limits.max_queue_wait = Duration::from_millis(300);
+    });
+    // Both connections open (a find takes 50 ms, so these overlap).
+    for r in app.concurrent(4, |i| format!("/api/users/{}", i + 1)) {
+        assert_eq!(r.status, 200);
+    }
+    let wire = app.wire.handle();
+    wire.set_stall(true);
+    let finds = wire.command_count("find");
+    let stuck: Vec<_> = (0..2)
+        .map(|i| {
+            let (client, url) = (
+                app.client.clone(),
+                app.url(&format!("/api/users/{}", i + 2)),
+            );
+            app.rt
+                .spawn(TestApp::send(client, Method::GET, url, vec![], vec![]))
+        })
+        .collect();
+    eventually(
+        "both connections hold a swallowed find",
+        Duration::from_secs(5),
+        || wire.command_count("find") >= finds + 2,
+    );
+    // Stuck for longer than the queue-wait budget.
+    std::thread::sleep(Duration::from_millis(500));
+    let r = app.get("/api/users/4");
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.body["error"]["code"], "overloaded", "{r:?}");
+    for s in stuck {
+        assert_eq!(app.rt.block_on(s).unwrap().status, 504);
+    }
+    wire.set_stall(false);
+    wire.drop_connections();
 }

@@ -17,9 +17,10 @@
 //!   polls), and the driver's connections (`ahead` is the calls waiting for one of the
 //!   `mongodb.max_pool_size` permits in front of the driver; `cost` is how long a call holds
 //!   one). A request passes the second stage once per driver call it makes (the most a
-//!   request of its route has made so far), so a report's two calls count twice. A slow but
-//!   unsaturated database sheds nothing: a call that finds a free connection does not wait
-//!   for one.
+//!   request of its route has made so far), so a report's two calls count twice. When every
+//!   permit is held and none has come back for a while (a stalled database), that while is
+//!   the least wait predicted. A slow but unsaturated database sheds nothing: a call that
+//!   finds a free connection does not wait for one.
 //!
 //! Until the first request has finished there is no estimate and every request is admitted
 //! (the queue and in-flight caps still apply).

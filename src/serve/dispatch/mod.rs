@@ -174,12 +174,14 @@ impl Dispatchers {
                 }
                 let runnable = (queued + others(Phase::Sched)).saturating_sub(1);
                 let gate = &self.clients.async_;
-                // The request waits for the gate once per driver call it makes.
-                let wait = self.async_threads.predicted_wait(runnable, Duration::ZERO)
-                    + gate
-                        .gate_stage
-                        .predicted_wait(gate.waiting(), Duration::ZERO)
-                        * gate.calls_per_request(job.call.route());
+                // The request waits for the gate once per driver call it makes, and at least
+                // as long as the gate has been stuck.
+                let gate_wait = (gate
+                    .gate_stage
+                    .predicted_wait(gate.waiting(), Duration::ZERO)
+                    * gate.calls_per_request(job.call.route()))
+                .max(gate.stalled_for());
+                let wait = self.async_threads.predicted_wait(runnable, Duration::ZERO) + gate_wait;
                 if wait > self.budget {
                     return shed("queue_wait", AppError::Overloaded(TOO_LONG));
                 }
