@@ -284,17 +284,21 @@ reload_check() {
   local name=reload count=${1:-200}
   start_daemon "$name" sync
   local file=$out/$name.toml candidate=$out/$name.candidate.toml
-  local env_args=(RECLAIMD_MONGODB__URI="$mongo_uri" RECLAIMD_SYNC__WORKERS=1 RECLAIMD_ASYNC__WORKER_THREADS=1)
+  # The daemon's environment, which overrides the file (a bad listen address in the file is
+  # overridden, so the file is valid for this daemon).
+  local env_args=(RECLAIMD_MONGODB__URI="$mongo_uri" RECLAIMD_SYNC__WORKERS=1 RECLAIMD_ASYNC__WORKER_THREADS=1
+    RECLAIMD_SERVER__LISTEN="$app_addr" RECLAIMD_ADMIN__LISTEN="$admin_addr")
   local applied_mode=sync ok_before err_before i kind expect expect_mode mismatches=0 two_step=0
   declare -A kinds=()
   RANDOM=$seed
   ok_before=$(metric 'reclaimd_config_reloads_total\{result="ok"\}')
   err_before=$(metric 'reclaimd_config_reloads_total\{result="error"\}')
   for ((i = 1; i <= count; i++)); do
-    kind=$(mutate "$candidate")
+    mutate "$candidate"
+    kind=$mutation
     kinds[$kind]=$((${kinds[$kind]:-0} + 1))
     # The oracle: what check-config says of the file, with the daemon's environment.
-    if [[ -z $(tr -d ' \t\r\n' <"$candidate") ]]; then
+    if ! LC_ALL=C grep -q '[^[:space:]]' "$candidate"; then
       expect=error
     elif env "${env_args[@]}" "$reclaimd" check-config --config "$candidate" >"$out/$name.check" 2>&1; then
       expect=ok
@@ -327,7 +331,7 @@ reload_check() {
       sleep 0.1
     done
     # Settle: a second reload of the same write would show up within a poll or two.
-    sleep 0.6
+    sleep 0.3
     got_ok=$(metric 'reclaimd_config_reloads_total\{result="ok"\}')
     got_err=$(metric 'reclaimd_config_reloads_total\{result="error"\}')
     [[ $expect == ok ]] && applied_mode=$expect_mode
@@ -348,31 +352,37 @@ reload_check() {
   status=PASS
   ((mismatches == 0)) && alive "$name" && [[ $served == 200 && $healthz == 200 ]] && no_panic "$out/$name.log" || status=FAIL
   verdict "reload" "$status" "$count files (${summary_kinds% }): reloads ok $ok_before, rejected $err_before," \
+    "$(grep -c 'mode flipped' "$out/$name.log") mode flips, $(grep -c 'need a restart' "$out/$name.log") logged as needing a restart;" \
     "mismatches with check-config or the mode $mismatches; after: GET user $served, healthz $healthz, daemon alive"
   stop_proc "$name"
 }
 
-# mutate FILE: writes one random config file to FILE and prints its kind.
+# valid_config MODE: a random valid config file on stdout.
+valid_config() {
+  printf '# mutation\nmode = "%s"\n\n[workload]\nuser_compute_ms = %s.%s\nreport_compute_ms = %s.%s\n' \
+    "$1" $((RANDOM % 2)) $((RANDOM % 10)) $((RANDOM % 3)) $((RANDOM % 10))
+  printf 'order_compute_ms = 0.%s\n\n[telemetry]\nspans = false\n' $((RANDOM % 10))
+  if ((RANDOM % 4 == 0)); then
+    # Keys that need a restart: accepted, logged, not applied.
+    printf '\n[limits]\nmax_queue = %s\nrequest_timeout = "%ss"\n' $((RANDOM % 2000 + 1)) $((RANDOM % 20 + 1))
+  fi
+}
+
+# mutate FILE: writes one random config file to FILE and sets `mutation` to its kind. Not
+# for $(...): a subshell draws from a freshly seeded RANDOM, so the run would not be
+# reproducible.
+mutation=
 mutate() {
   local file=$1 mode kind cut
   if ((RANDOM % 2)); then mode=async; else mode=sync; fi
-  valid_config() {
-    printf '# mutation\nmode = "%s"\n\n[workload]\nuser_compute_ms = %s.%s\nreport_compute_ms = %s.%s\n' \
-      "$mode" $((RANDOM % 2)) $((RANDOM % 10)) $((RANDOM % 3)) $((RANDOM % 10))
-    printf 'order_compute_ms = 0.%s\n\n[telemetry]\nspans = false\n' $((RANDOM % 10))
-    if ((RANDOM % 4 == 0)); then
-      # Keys that need a restart: accepted, logged, not applied.
-      printf '\n[limits]\nmax_queue = %s\nrequest_timeout = "%ss"\n' $((RANDOM % 2000 + 1)) $((RANDOM % 20 + 1))
-    fi
-  }
   case $((RANDOM % 10)) in
     0 | 1 | 2)
       kind=valid
-      valid_config >"$file"
+      valid_config "$mode" >"$file"
       ;;
     3)
       kind=two-step
-      valid_config >"$file"
+      valid_config "$mode" >"$file"
       ;;
     4 | 5)
       kind=invalid
@@ -392,7 +402,7 @@ mutate() {
       ;;
     6 | 7)
       kind=truncated
-      valid_config >"$file.full"
+      valid_config "$mode" >"$file.full"
       cut=$((RANDOM % $(wc -c <"$file.full")))
       head -c "$cut" "$file.full" >"$file"
       rm -f "$file.full"
@@ -407,12 +417,15 @@ mutate() {
       ;;
     9)
       kind=garbage
-      local n=$((RANDOM % 200 + 1)) j bytes=''
-      for ((j = 0; j < n; j++)); do bytes+=$(printf '\\x%02x' $((RANDOM % 256))); done
+      local n=$((RANDOM % 200 + 1)) j hex bytes=''
+      for ((j = 0; j < n; j++)); do
+        printf -v hex '\\x%02x' $((RANDOM % 256))
+        bytes+=$hex
+      done
       printf '%b' "$bytes" >"$file"
       ;;
   esac
-  echo "$kind"
+  mutation=$kind
 }
 
 # --- fuzz -------------------------------------------------------------------------------------
@@ -502,7 +515,7 @@ slowloris_check() {
     for p in healthz readyz user; do
       local url=$admin/$p
       [[ $p == user ]] && url=$app/api/users/1
-      "$helper" probe --url "$url" --every 100ms --for 16s --timeout 10s --out "$out/$name-$attack-$p.probe" \
+      "$helper" probe --url "$url" --every 100ms --for 16s --timeout 10s --new-connections --out "$out/$name-$attack-$p.probe" \
         >"$out/$name-$attack-$p.txt" &
       probes+=($!)
     done

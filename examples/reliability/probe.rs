@@ -21,12 +21,19 @@ use tokio::time::Instant;
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 pub fn client() -> HttpClient {
+    client_with(true)
+}
+
+/// A client that reuses idle connections (`keep_alive`), or opens a new one per request, as
+/// a health checker such as the kubelet does.
+fn client_with(keep_alive: bool) -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(Duration::from_secs(5)));
     Client::builder(TokioExecutor::new())
         // Well under the daemon's idle cut-off (server.header_read_timeout, 5 s by default).
         .pool_idle_timeout(Duration::from_secs(1))
+        .pool_max_idle_per_host(if keep_alive { usize::MAX } else { 0 })
         .build(connector)
 }
 
@@ -79,6 +86,9 @@ pub struct ProbeArgs {
     /// Per-request timeout (status 0).
     #[arg(long, value_parser = parse_duration, default_value = "15s")]
     timeout: Duration,
+    /// A new connection for every request (as a health checker opens), instead of reusing one.
+    #[arg(long)]
+    new_connections: bool,
     /// Where to write one line per request: sent_us done_us status latency_ms server_ms (the
     /// server's total from `Server-Timing`, `-` without one).
     #[arg(long)]
@@ -89,7 +99,7 @@ pub struct ProbeArgs {
 /// standard output: count, statuses, p50/p99/max latency.
 pub async fn probe(args: ProbeArgs) -> bool {
     use std::io::Write;
-    let client = client();
+    let client = client_with(!args.new_connections);
     let Ok(file) = std::fs::File::create(&args.out) else {
         eprintln!("probe: cannot write {}", args.out.display());
         return false;

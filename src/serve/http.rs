@@ -24,6 +24,7 @@ use crate::config::BodyLimits;
 use crate::observe::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 use crate::serve::app::{self, App};
 use crate::serve::error::AppError;
+use crate::serve::server::Slot;
 
 pub(crate) type Body = Full<Bytes>;
 
@@ -173,7 +174,15 @@ async fn put_mode(app: &App, req: Request<Incoming>) -> Result<serde_json::Value
         max_bytes: 1024,
         timeout: app.config.limits.body_read_timeout,
     };
+    // While the body trickles in, the connection waits on its client: evictable.
+    let slot = req.extensions().get::<Arc<Slot>>().cloned();
+    if let Some(slot) = &slot {
+        slot.waiting_on_client();
+    }
     let body = read_body(req, &limits).await?;
+    if let Some(slot) = &slot {
+        slot.working();
+    }
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct SetMode {

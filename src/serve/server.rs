@@ -4,17 +4,20 @@
 //! [`Server::start`] builds everything (app, HTTP runtime, listeners) on background threads
 //! and returns the bound addresses, for `main` and for tests.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use parking_lot::Mutex;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{oneshot, watch, Semaphore};
 
 use crate::config::{Config, Source};
 use crate::process;
@@ -42,7 +45,7 @@ pub(crate) async fn run(
         app.clone(),
         admin_listener,
         Kind::Admin,
-        Arc::new(Semaphore::new(256)),
+        Arc::new(Semaphore::new(ADMIN_CONNECTIONS)),
         stop_rx,
     ));
     shutdown.await;
@@ -70,6 +73,20 @@ enum Kind {
     Admin,
 }
 
+/// Connections the admin listener serves at once.
+const ADMIN_CONNECTIONS: usize = 256;
+
+/// How long an admin connection must have waited on its client before it may be closed to
+/// make room for a new one.
+const EVICT_AFTER: Duration = Duration::from_millis(250);
+
+/// Accepts connections until `stop`, each holding one of `limit`'s permits while it lives.
+///
+/// With every permit taken, the app listener stops accepting: further connections wait in
+/// the accept backlog (`server.max_connections`). The admin listener instead accepts and
+/// closes the connection that has waited longest on its client (for a request head or a
+/// body, or idle between requests) to make room, so slow or idle clients cannot keep a
+/// health check out; it waits only when every connection is inside a request.
 async fn accept_loop(
     app: Arc<App>,
     listener: TcpListener,
@@ -79,13 +96,19 @@ async fn accept_loop(
 ) -> GracefulShutdown {
     let graceful = GracefulShutdown::new();
     let header_timeout = app.config.server.header_read_timeout;
+    let slots = Arc::new(Slots::default());
     loop {
-        let permit = tokio::select! {
-            p = limit.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = stop.changed() => break,
+        let permit = if kind == Kind::App {
+            let permit = tokio::select! {
+                p = limit.clone().acquire_owned() => match p {
+                    Ok(p) => Some(p),
+                    Err(_) => break,
+                },
+                _ = stop.changed() => break,
+            };
+            permit
+        } else {
+            None
         };
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -100,15 +123,45 @@ async fn accept_loop(
                 continue;
             }
         };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let service = service_fn(move |req| {
-            let app = app.clone();
-            async move {
-                match kind {
-                    Kind::App => http::app_service(app, req).await,
-                    Kind::Admin => http::admin_service(app, req).await,
+        let permit = match permit {
+            Some(p) => p,
+            None => loop {
+                if let Ok(p) = limit.clone().try_acquire_owned() {
+                    break p;
                 }
+                let retry = slots.evict_longest_waiting();
+                tokio::select! {
+                    p = limit.clone().acquire_owned() => match p {
+                        Ok(p) => break p,
+                        Err(_) => return graceful,
+                    },
+                    _ = tokio::time::sleep(retry) => {}
+                    _ = stop.changed() => return graceful,
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        // Admin connections are tracked for eviction; the app's are not (no cost per request).
+        let (slot, evicted) = match kind {
+            Kind::Admin => {
+                let (slot, evicted) = slots.open();
+                (Some(slot), Some(evicted))
+            }
+            Kind::App => (None, None),
+        };
+        let app = app.clone();
+        let service_slot = slot.clone();
+        let service = service_fn(move |mut req| {
+            let (app, slot) = (app.clone(), service_slot.clone());
+            async move {
+                let Some(slot) = slot else {
+                    return http::app_service(app, req).await;
+                };
+                slot.working();
+                req.extensions_mut().insert(slot.clone());
+                let response = http::admin_service(app, req).await;
+                slot.waiting_on_client();
+                response
             }
         });
         let conn = http1::Builder::new()
@@ -118,11 +171,122 @@ async fn accept_loop(
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             // Client disconnects and header timeouts end up here; they are not our errors.
-            let _ = conn.await;
+            // An evicted connection is dropped, which closes it.
+            match evicted {
+                Some(evicted) => {
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = evicted => {}
+                    }
+                }
+                None => {
+                    let _ = conn.await;
+                }
+            }
+            drop(slot);
             drop(permit);
         });
     }
     graceful
+}
+
+/// A listener's open connections, and since when each has been waiting on its client.
+#[derive(Default)]
+struct Slots {
+    next: AtomicU64,
+    /// Per connection: since when it waits on its client (`None` while the server works on
+    /// one of its requests), and how to close it.
+    open: Mutex<HashMap<u64, (Option<Instant>, Option<oneshot::Sender<()>>)>>,
+}
+
+impl Slots {
+    /// Registers a new connection (waiting for its first request head); the receiver fires
+    /// if it is evicted.
+    fn open(self: &Arc<Self>) -> (Arc<Slot>, oneshot::Receiver<()>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.open
+            .lock()
+            .insert(id, (Some(Instant::now()), Some(tx)));
+        (
+            Arc::new(Slot {
+                id,
+                slots: self.clone(),
+            }),
+            rx,
+        )
+    }
+
+    /// Closes the connection that has waited longest on its client, if it has waited
+    /// [`EVICT_AFTER`]; returns when to look again. A connection just accepted is not
+    /// closed: it may be the health check, and a client reconnecting at once would
+    /// otherwise turn every accept into an eviction.
+    fn evict_longest_waiting(&self) -> Duration {
+        let mut open = self.open.lock();
+        let longest = open
+            .iter()
+            .filter(|(_, (_, evict))| evict.is_some())
+            .filter_map(|(id, (since, _))| Some((*since.as_ref()?, *id)))
+            .min();
+        let Some((since, id)) = longest else {
+            return EVICT_AFTER;
+        };
+        let waited = since.elapsed();
+        if waited < EVICT_AFTER {
+            return EVICT_AFTER - waited;
+        }
+        if let Some(evict) = open.get_mut(&id).and_then(|(_, evict)| evict.take()) {
+            let _ = evict.send(());
+        }
+        Duration::ZERO
+    }
+
+    fn set(&self, id: u64, since: Option<Instant>) {
+        if let Some((s, _)) = self.open.lock().get_mut(&id) {
+            *s = since;
+        }
+    }
+}
+
+/// One connection's entry in [`Slots`]; removed when dropped.
+pub(crate) struct Slot {
+    id: u64,
+    slots: Arc<Slots>,
+}
+
+impl Slot {
+    /// The server works on a request of this connection: not to be evicted.
+    pub(crate) fn working(&self) {
+        self.slots.set(self.id, None);
+    }
+
+    /// The connection waits on its client again (for a request body, or the next request).
+    pub(crate) fn waiting_on_client(&self) {
+        self.slots.set(self.id, Some(Instant::now()));
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.slots.open.lock().remove(&self.id);
+    }
+}
+
+/// Connections the kernel completes and queues before the daemon accepts them. Tokio's
+/// `TcpListener::bind` asks for 128: a few hundred slow clients reconnecting at once filled
+/// that, and a health check's connection then waited for SYN retransmits (1 s, 3 s).
+const BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As std and tokio do on Unix: a restarted daemon can bind while old connections linger.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// A daemon running on background threads.
@@ -144,13 +308,13 @@ impl Server {
     pub fn start(config: Config, source: Option<Source>) -> Result<Server, String> {
         let http_rt = process::runtime("reclaimd-http", Some(config.server.http_threads))?;
         let (app_listener, admin_listener) = http_rt.block_on(async {
-            let app_l = TcpListener::bind(config.server.listen).await.map_err(|e| {
+            let app_l = listen(config.server.listen).map_err(|e| {
                 format!(
                     "cannot listen on {} (server.listen): {e}",
                     config.server.listen
                 )
             })?;
-            let admin_l = TcpListener::bind(config.admin.listen).await.map_err(|e| {
+            let admin_l = listen(config.admin.listen).map_err(|e| {
                 format!(
                     "cannot listen on {} (admin.listen): {e}",
                     config.admin.listen

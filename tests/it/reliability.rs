@@ -177,3 +177,41 @@ fn async_sheds_at_once_while_every_driver_connection_is_stuck() {
     wire.set_stall(false);
     wire.drop_connections();
 }
+
+/// Slow clients holding every admin connection slot used to keep a health check waiting in
+/// the accept backlog until `server.header_read_timeout` cut them: here 30 s. The admin
+/// listener now closes the connection that has waited longest on its client to make room.
+#[test]
+fn slow_clients_cannot_keep_a_health_check_out_of_the_admin_listener() {
+    use std::io::{Read, Write};
+    let app = TestApp::start(0, |c| {
+        c.server.header_read_timeout = Duration::from_secs(30);
+    });
+    let admin = app.server().admin_addr;
+    // More than the admin listener's 256 slots, each with a head that never ends.
+    let slow: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(admin).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: slow\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    // Old enough to be closed for a newcomer.
+    std::thread::sleep(Duration::from_millis(400));
+    let mut check = std::net::TcpStream::connect(admin).unwrap();
+    check
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    check
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: kubelet\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    check
+        .read_to_string(&mut response)
+        .expect("the health check is answered while slow clients hold every slot");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    // The app listener is unaffected: its slots are separate.
+    assert_eq!(app.get("/api/users/1").status, 200);
+    drop(slow);
+}
