@@ -206,9 +206,11 @@ overload() { # MODE [DURATION_S]
   [[ $recovery == *PASS ]] || why+=("slow recovery")
   alive "$name" || why+=("daemon died")
   ((${#why[@]} == 0)) || result=FAIL
+  local served
+  served=$(jq -r '.targets[0].routes | to_entries | map("\(.key) \(.value.count)") | join(", ")' "$report")
   verdict "overload $mode" "$result" "capacity ${capacity} req/s, offered ${rate} req/s for ${duration}s:" \
-    "goodput $goodput req/s = ${ratio}x capacity ($ok ok in ${elapsed}s), p99 of served ${p99} ms," \
-    "errors $errors, shed queue_wait $shed_wait, server 500s $server500; after: $recovery" \
+    "goodput $goodput req/s = ${ratio}x capacity ($ok ok in ${elapsed}s: $served), p99 of served ${p99} ms," \
+    "errors $errors (client io errors $eio), shed queue_wait $shed_wait, server 500s $server500; after: $recovery" \
     "${why[*]:+-- ${why[*]}}"
   stop_proc "$name"
 }
@@ -540,8 +542,8 @@ slowloris_check() {
 # --- soak -------------------------------------------------------------------------------------
 # SECONDS (600) of open-loop load at 60% of the sync capacity while the config file flips the
 # mode every 30 s. RSS is sampled every 10 s; its slope (least squares, after the first minute)
-# must stay under 1 MiB per 10 minutes... see RSS_LIMIT below. No errors, and the daemon's own
-# counts must match the client's: requests answered, and 2xx.
+# must stay under rss_limit_kib_per_min (below). No errors, every flip applied (one config
+# reload each), and the daemon's own counts must match the client's: requests answered, 2xx.
 soak() { # [SECONDS]
   local seconds=${1:-600} name=soak capacity rate
   start_daemon "$name" sync
