@@ -332,7 +332,52 @@ fn parse_head(head: &[u8]) -> Result<(u16, Headers), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_head;
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// What `Reader` makes of `bytes` sent by a server that then closes.
+    async fn read(bytes: &'static [u8]) -> Vec<Result<u16, NoResponse>> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            s.write_all(bytes).await.unwrap();
+        });
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut reader = Reader::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut out = Vec::new();
+        loop {
+            let r = reader.response(&mut stream, deadline, false).await;
+            let done = r.is_err();
+            out.push(r.map(|r| r.status));
+            if done {
+                return out;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn framing() {
+        use NoResponse::*;
+        let ok = read(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi\
+            HTTP/1.1 404 Not Found\r\ntransfer-encoding: chunked\r\n\r\n2;x=y\r\nab\r\n0\r\n\r\n",
+        )
+        .await;
+        assert_eq!(ok, vec![Ok(200), Ok(404), Err(Closed)]);
+        let short = read(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhi").await;
+        assert!(matches!(short[..], [Err(Malformed(_))]), "{short:?}");
+        let conflict =
+            read(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nhi").await;
+        assert!(matches!(conflict[..], [Err(Malformed(_))]), "{conflict:?}");
+        let chunk = read(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n").await;
+        assert!(matches!(chunk[..], [Err(Malformed(_))]), "{chunk:?}");
+        let head = read(b"HTTP/1.1 200 OK\r\ncontent-len").await;
+        assert!(matches!(head[..], [Err(Malformed(_))]), "{head:?}");
+        let until_close = read(b"HTTP/1.0 200 OK\r\n\r\nall of it").await;
+        assert_eq!(until_close, vec![Ok(200), Err(Closed)]);
+    }
 
     #[test]
     fn heads() {

@@ -194,9 +194,15 @@ async fn accept_loop(
 #[derive(Default)]
 struct Slots {
     next: AtomicU64,
-    /// Per connection: since when it waits on its client (`None` while the server works on
-    /// one of its requests), and how to close it.
-    open: Mutex<HashMap<u64, (Option<Instant>, Option<oneshot::Sender<()>>)>>,
+    open: Mutex<HashMap<u64, Open>>,
+}
+
+/// One open connection in [`Slots`].
+struct Open {
+    /// Since when it waits on its client; `None` while the server works on a request of it.
+    waiting_since: Option<Instant>,
+    /// Closes it; taken once used.
+    evict: Option<oneshot::Sender<()>>,
 }
 
 impl Slots {
@@ -205,9 +211,13 @@ impl Slots {
     fn open(self: &Arc<Self>) -> (Arc<Slot>, oneshot::Receiver<()>) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        self.open
-            .lock()
-            .insert(id, (Some(Instant::now()), Some(tx)));
+        self.open.lock().insert(
+            id,
+            Open {
+                waiting_since: Some(Instant::now()),
+                evict: Some(tx),
+            },
+        );
         (
             Arc::new(Slot {
                 id,
@@ -225,8 +235,8 @@ impl Slots {
         let mut open = self.open.lock();
         let longest = open
             .iter()
-            .filter(|(_, (_, evict))| evict.is_some())
-            .filter_map(|(id, (since, _))| Some((*since.as_ref()?, *id)))
+            .filter(|(_, o)| o.evict.is_some())
+            .filter_map(|(id, o)| Some((o.waiting_since?, *id)))
             .min();
         let Some((since, id)) = longest else {
             return EVICT_AFTER;
@@ -235,15 +245,15 @@ impl Slots {
         if waited < EVICT_AFTER {
             return EVICT_AFTER - waited;
         }
-        if let Some(evict) = open.get_mut(&id).and_then(|(_, evict)| evict.take()) {
+        if let Some(evict) = open.get_mut(&id).and_then(|o| o.evict.take()) {
             let _ = evict.send(());
         }
         Duration::ZERO
     }
 
     fn set(&self, id: u64, since: Option<Instant>) {
-        if let Some((s, _)) = self.open.lock().get_mut(&id) {
-            *s = since;
+        if let Some(o) = self.open.lock().get_mut(&id) {
+            o.waiting_since = since;
         }
     }
 }
