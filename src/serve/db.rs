@@ -34,7 +34,7 @@ use crate::config::MongoConfig;
 use crate::observe::measure::{Phase, Tracker};
 use crate::observe::metrics::Metrics;
 use crate::observe::spans;
-use crate::serve::dispatch::admission::Stage;
+use crate::serve::admission::Stage;
 use crate::serve::error::AppError;
 
 pub(crate) const USERS: &str = "users";
