@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::api::Mode;
-use crate::config::{Config, Overrides, Source};
 use crate::config::parse_socket_addr;
+use crate::config::{Config, Overrides, Source};
 use crate::process::{self, EX_UNAVAILABLE, EX_USAGE};
 
 /// The exit statuses of every subcommand, as `--help` prints them (`process` defines them).

@@ -425,7 +425,8 @@ impl Config {
 
         let mut env_keys = Vec::new();
         for (name, value) in env {
-            let in_env = |why: String| ConfigError::new(format!("environment variable {name}: {why}"));
+            let in_env =
+                |why: String| ConfigError::new(format!("environment variable {name}: {why}"));
             let mut alone = toml::Table::new();
             let Some(key) = apply_env(&mut alone, name, value).map_err(in_env)? else {
                 continue;
@@ -655,7 +656,11 @@ impl FileLayer<'_> {
             .span()
             .map(|span| format!(":{}", line_of(self.text, span.start)))
             .unwrap_or_default();
-        ConfigError::new(format!("{}{line}: not valid TOML: {}", self.path, e.message()))
+        ConfigError::new(format!(
+            "{}{line}: not valid TOML: {}",
+            self.path,
+            e.message()
+        ))
     }
 
     /// The line `key` (`sync.workers`) is set on, when the file sets it.
@@ -676,7 +681,8 @@ impl FileLayer<'_> {
 
 /// 1-based line number of byte offset `at`.
 fn line_of(text: &str, at: usize) -> usize {
-    text.get(..at).map_or(1, |before| before.matches('\n').count() + 1)
+    text.get(..at)
+        .map_or(1, |before| before.matches('\n').count() + 1)
 }
 
 /// The dotted key whose name or value covers byte offset `at`, searching nested tables first.
@@ -837,8 +843,9 @@ fn de_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
 fn de_count<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<T, D::Error> {
     let v = toml::Value::deserialize(d)?;
     match v.as_integer() {
-        Some(i) if i >= 0 => T::try_from(i)
-            .map_err(|_| serde::de::Error::custom(format!("is too large (got {i})"))),
+        Some(i) if i >= 0 => {
+            T::try_from(i).map_err(|_| serde::de::Error::custom(format!("is too large (got {i})")))
+        }
         _ => Err(serde::de::Error::custom(format!(
             "must be a whole number ≥ 0 (got {})",
             shown(&v)
@@ -1153,7 +1160,14 @@ mod tests {
             let e = load(text, &[]).unwrap_err().0;
             assert!(!e.contains('\n'), "{text:?}: {e}");
             assert!(e.starts_with("test.toml:"), "{text:?}: {e}");
-            for rust in ["usize", "u32", "f64", "invalid type", "unit variant", "struct"] {
+            for rust in [
+                "usize",
+                "u32",
+                "f64",
+                "invalid type",
+                "unit variant",
+                "struct",
+            ] {
                 assert!(!e.contains(rust), "{text:?}: {e}");
             }
         }
@@ -1172,7 +1186,9 @@ mod tests {
             "{e}"
         );
         assert!(parse_socket_addr(":8080").is_err());
-        assert!(parse_socket_addr("8080").unwrap_err().ends_with("the port is missing"));
+        assert!(parse_socket_addr("8080")
+            .unwrap_err()
+            .ends_with("the port is missing"));
     }
 
     #[test]
