@@ -469,35 +469,44 @@ pub async fn run_load(
     let played = played_until.unwrap_or_else(|| start.elapsed());
 
     // Requests still in flight are waited for, each at most `timeout`: that is why a run can
-    // take longer than its --duration, and the user is told so.
-    let stragglers: usize = targets
-        .iter()
-        .map(|t| plan.max_in_flight as usize - t.in_flight.available_permits())
-        .sum();
+    // take longer than its --duration. A wait of more than a second is announced.
     let wait_start = Instant::now();
-    if stragglers > 0 && progress != Progress::Off {
-        eprintln!(
-            "{}schedule played in {:.1}s; waiting for {stragglers} request(s) still in flight \
-             (each for at most --timeout {})",
-            if progress == Progress::Redraw {
-                "\r\x1b[2K"
-            } else {
-                ""
-            },
-            played.as_secs_f64(),
-            humantime_secs(plan.timeout),
-        );
-    }
-    // All permits back means every request has finished (each is bounded by the timeout).
-    for target in &targets {
-        let _all = target.in_flight.acquire_many(plan.max_in_flight).await;
+    let all_back = async {
+        // All permits back means every request has finished (each is bounded by the timeout).
+        for target in &targets {
+            let _all = target.in_flight.acquire_many(plan.max_in_flight).await;
+        }
+    };
+    tokio::pin!(all_back);
+    let long_wait = tokio::time::timeout(Duration::from_secs(1), &mut all_back)
+        .await
+        .is_err();
+    if long_wait {
+        if progress != Progress::Off {
+            let stragglers: usize = targets
+                .iter()
+                .map(|t| plan.max_in_flight as usize - t.in_flight.available_permits())
+                .sum();
+            eprintln!(
+                "{}schedule played in {:.1}s; waiting for {stragglers} request(s) still in \
+                 flight (each for at most --timeout {})",
+                if progress == Progress::Redraw {
+                    "\r\x1b[2K"
+                } else {
+                    ""
+                },
+                played.as_secs_f64(),
+                humantime_secs(plan.timeout),
+            );
+        }
+        all_back.await;
     }
     if let Some(task) = progress_task {
         task.abort();
         if progress == Progress::Redraw {
             eprintln!("\r\x1b[2K{}", progress_now(&targets, start.elapsed()));
         }
-        if stragglers > 0 {
+        if long_wait {
             eprintln!(
                 "waited {:.1}s after the schedule for the last responses",
                 wait_start.elapsed().as_secs_f64()
