@@ -1173,6 +1173,34 @@ mod tests {
         }
     }
 
+    /// A rejected reload is logged with this message: one line, with the file and line.
+    #[test]
+    fn a_rejected_reload_names_the_file_and_line_on_one_line() {
+        let path =
+            std::env::temp_dir().join(format!("reclaimd-reload-{}.toml", std::process::id()));
+        let source = Source::new(Some(&path), Overrides::default());
+        std::fs::write(&path, "mode = \"sync\"\n[sync\nworkers = 2\n").unwrap();
+        let syntax = source.reload().unwrap_err().0;
+        std::fs::write(&path, "mode = \"sync\"\n\n[limits]\nmax_queue = -5\n").unwrap();
+        let value = source.reload().unwrap_err().0;
+        std::fs::write(&path, "  \n").unwrap();
+        let empty = source.reload().unwrap_err().0;
+        let _ = std::fs::remove_file(&path);
+        let shown = path.display().to_string();
+        assert!(
+            syntax.starts_with(&format!("{shown}:2: not valid TOML: ")),
+            "{syntax}"
+        );
+        assert_eq!(
+            value,
+            format!("{shown}:4: limits.max_queue must be a whole number ≥ 0 (got -5)")
+        );
+        assert!(empty.contains("is empty"), "{empty}");
+        for e in [syntax, value, empty] {
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
     #[test]
     fn listen_addresses_need_an_ip_and_a_port() {
         assert_eq!(
