@@ -1,4 +1,4 @@
-//! Logging and span export (DESIGN.md §2, §4).
+//! Logging and span export (docs/ARCHITECTURE.md §2, §4).
 //!
 //! Logs go to stderr, filtered by `RUST_LOG` (default `info`). The OpenTelemetry SDK's own
 //! diagnostics (targets `opentelemetry*`) stay off unless `RUST_LOG` names them: an

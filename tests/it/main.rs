@@ -2,6 +2,9 @@
 //!
 //! - [`serve`]: `reclaimd serve` against mongo-wire: routes, errors, mode flips, outages,
 //!   shutdown, and the core claim.
+//! - [`http_errors`]: the headers of 405 and 401 responses, 404 bodies that echo nothing.
+//! - [`cli`]: exit statuses and configuration error messages from the real binary.
+//! - [`architecture`]: docs/ARCHITECTURE.md's metric catalogue against what the daemon exports.
 //! - [`measurement`]: the measurement model on a live daemon; promtool reads `/metrics`.
 //! - [`telemetry_export`]: span export over OTLP from the real binary to a test receiver.
 //! - [`load_accounting`], [`load_args`], [`load_cli`]: `reclaimd load`.
@@ -14,8 +17,11 @@
 //! subscriber, which would see every other test's spans.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+mod architecture;
+mod cli;
 mod deploy;
 mod harness;
+mod http_errors;
 mod k8s;
 mod load_accounting;
 mod load_args;

@@ -76,7 +76,7 @@ fn compare_needs_two_urls_and_an_unreachable_target_fails_clearly() {
         .args(["scenario", "lecture", "--compare", "http://127.0.0.1:1"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(64), "bad arguments: EX_USAGE");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--compare"));
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
