@@ -16,7 +16,7 @@ use std::future::Future;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,6 +25,7 @@ use hyper::Request;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -227,9 +228,7 @@ impl TargetState {
     }
 
     fn stats(&self) -> MutexGuard<'_, TargetStats> {
-        // A panic while holding the lock cannot leave counters half-updated in a way that
-        // matters more than losing the whole report.
-        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+        self.stats.lock()
     }
 }
 
@@ -298,10 +297,7 @@ async fn send(
         stats.record_sent(sent_at - intended);
         stats.record(arrival.route, &outcome, done - intended, timing);
     }
-    let mut last = target
-        .last_completion
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let mut last = target.last_completion.lock();
     *last = Some(last.map_or(done, |l| l.max(done)));
     // Released only once the outcome is counted: the end of the run waits for all permits.
     drop(permit);
@@ -517,7 +513,7 @@ pub async fn run_load(
     let reports = targets
         .iter()
         .map(|t| {
-            let last = t.last_completion.lock().unwrap_or_else(|e| e.into_inner());
+            let last = t.last_completion.lock();
             let end = last.map_or(start + played, |l| l.max(start + played));
             t.stats().report(&t.base, end - start, played.as_secs_f64())
         })
