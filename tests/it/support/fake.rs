@@ -74,6 +74,8 @@ pub fn fake_timing(queue: Duration, delay: Duration, mode: Mode) -> ServerTiming
         db: delay,
         sched: Duration::ZERO,
         total: queue + delay + Duration::from_micros(500),
+        // Half of its compute, as if another request waited on the DB meanwhile.
+        reclaimed: Some(Duration::from_micros(250)),
         mode: Some(mode),
     }
 }
