@@ -3,6 +3,8 @@
 //! - [`serve`]: `reclaimd serve` against mongo-wire: routes, errors, mode flips, outages,
 //!   shutdown, and the core claim.
 //! - [`measurement`]: the measurement model on a live daemon; promtool reads `/metrics`.
+//! - [`headline`]: the reclaimed share of compute from `Server-Timing`, `/metrics` and
+//!   `reclaimd load`; the sub-second process CPU counter.
 //! - [`telemetry_export`]: span export over OTLP from the real binary to a test receiver.
 //! - [`load_accounting`], [`load_args`], [`load_cli`]: `reclaimd load`.
 //! - [`scenario_daemon`], [`scenario_lecture`]: `reclaimd scenario lecture`.
@@ -16,6 +18,7 @@
 
 mod deploy;
 mod harness;
+mod headline;
 mod k8s;
 mod load_accounting;
 mod load_args;
