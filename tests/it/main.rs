@@ -6,6 +6,8 @@
 //! - [`cli`]: exit statuses and configuration error messages from the real binary.
 //! - [`architecture`]: docs/ARCHITECTURE.md's metric catalogue against what the daemon exports.
 //! - [`measurement`]: the measurement model on a live daemon; promtool reads `/metrics`.
+//! - [`headline`]: the reclaimed share of compute from `Server-Timing`, `/metrics` and
+//!   `reclaimd load`; the sub-second process CPU counter.
 //! - [`telemetry_export`]: span export over OTLP from the real binary to a test receiver.
 //! - [`load_accounting`], [`load_args`], [`load_cli`]: `reclaimd load`.
 //! - [`scenario_daemon`], [`scenario_lecture`]: `reclaimd scenario lecture`.
@@ -21,6 +23,7 @@ mod architecture;
 mod cli;
 mod deploy;
 mod harness;
+mod headline;
 mod http_errors;
 mod k8s;
 mod load_accounting;
