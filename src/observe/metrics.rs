@@ -14,15 +14,13 @@ use parking_lot::Mutex;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
     Registry, TextEncoder,
 };
 
 use crate::api::Mode;
 use crate::observe::measure::{ModeStats, Phase, Stats, Timing, WorkerState};
-use crate::observe::runtime::{Runtime, RuntimeCollector};
-
-const NAMESPACE: &str = "reclaimd";
+use crate::observe::prom::{advance_to, opts};
 
 /// Latency buckets, 0.5 ms to 30 s.
 const DURATION_BUCKETS: &[f64] = &[
@@ -61,10 +59,6 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
-}
-
-pub(crate) fn opts(name: &str, help: &str) -> Opts {
-    Opts::new(name, help).namespace(NAMESPACE)
 }
 
 impl Metrics {
@@ -289,32 +283,6 @@ fn status_label(status: u16) -> &'static str {
     }
 }
 
-/// Every metric family name the daemon exposes (histograms without `_bucket`/`_sum`/`_count`),
-/// for the dashboard lint.
-pub fn exported_metric_names() -> Vec<String> {
-    let metrics = Metrics::new();
-    if let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() {
-        let runtime = Runtime::new("handlers", rt.handle().clone(), None);
-        let _ = metrics.register(Box::new(RuntimeCollector::new(vec![runtime])));
-    }
-    // Make every labelled family appear at least once.
-    let t = Timing::default();
-    for mode in Mode::ALL {
-        metrics.observe_request(mode, "/api/users/{id}", 200, Duration::ZERO, &t);
-    }
-    metrics
-        .db_errors_total
-        .with_label_values(&["find", "unavailable"]);
-    metrics.set_mode(Mode::Sync);
-    let mut names: Vec<String> = metrics
-        .gather()
-        .into_iter()
-        .map(|f| f.name().to_string())
-        .collect();
-    names.sort();
-    names
-}
-
 /// Exports the measurement core's [`Stats`] at scrape time: requests in each state, queue
 /// depth, reclaimed and compute time, and handler thread time.
 ///
@@ -407,15 +375,6 @@ impl StatsCollector {
                 );
             }
         }
-    }
-}
-
-/// Moves a counter up to `total` (a monotonic running sum kept elsewhere). Callers
-/// serialise calls per counter.
-pub(crate) fn advance_to(counter: &prometheus::Counter, total: Duration) {
-    let delta = total.as_secs_f64() - counter.get();
-    if delta > 0.0 {
-        counter.inc_by(delta);
     }
 }
 

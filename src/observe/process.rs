@@ -15,7 +15,7 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{Counter, Opts};
 
-use crate::observe::metrics::advance_to;
+use crate::observe::prom::advance_to;
 
 /// The standard name, as every Prometheus client library exports it.
 const CPU_SECONDS: &str = "process_cpu_seconds_total";

@@ -22,7 +22,7 @@ fn catalogue() -> BTreeSet<String> {
 
 #[test]
 fn the_metric_catalogue_lists_exactly_what_the_daemon_exports() {
-    let exported: BTreeSet<String> = reclaimd::observe::metrics::exported_metric_names()
+    let exported: BTreeSet<String> = reclaimd::observe::exported_metric_names()
         .into_iter()
         .collect();
     let listed = catalogue();

@@ -52,7 +52,13 @@ async fn one_at_a_time_the_quick_request_finishes_last_and_waits_longest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapping_waits_the_quick_request_finishes_first() {
-    let server = fake::start(opts(false)).await;
+    // A wide margin between the quick and the long requests, so a busy test machine cannot
+    // reorder their ends.
+    let server = fake::start(FakeOptions {
+        report_delay: Duration::from_millis(250),
+        ..opts(false)
+    })
+    .await;
     let run = lecture(&server.url(), LectureOptions::default())
         .await
         .unwrap();

@@ -34,7 +34,7 @@ pub const PROMETHEUS_SYNTHETIC: &[&str] = &["up"];
 
 /// The metric families the daemon exports, as the daemon itself lists them.
 pub fn exported_metrics() -> BTreeSet<String> {
-    reclaimd::observe::metrics::exported_metric_names()
+    reclaimd::observe::exported_metric_names()
         .into_iter()
         .collect()
 }
