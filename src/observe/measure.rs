@@ -19,11 +19,15 @@
 //! of it: compute that ran while another request waited. The request itself is computing, not
 //! waiting, so it never counts itself. With one sync worker the clock cannot advance while the
 //! worker computes, so reclaimed time is exactly zero.
+//!
+//! Watching: a [`Watcher`] installed on a mode's [`ModeStats`] (the live view) is told of
+//! every arrival and transition while it is switched on; while it is off, the cost is one
+//! relaxed atomic load per transition.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -106,6 +110,8 @@ pub struct ModeStats {
     worker_ns: [AtomicU64; 3],
     /// Integrates "at least one request of this mode waits on the DB".
     db_clock: DbWaitClock,
+    /// Who follows this mode's transitions as they happen, if anyone.
+    watch: Watch,
 }
 
 impl ModeStats {
@@ -148,6 +154,78 @@ impl ModeStats {
     /// Requests of this mode waiting on the DB right now, as the reclaim clock sees them.
     pub fn waiting_db(&self) -> usize {
         self.db_clock.waiting()
+    }
+
+    /// The hook through which the live view follows this mode's transitions.
+    pub fn watch(&self) -> &Watch {
+        &self.watch
+    }
+}
+
+/// Follows requests' phase changes as they happen (the live view). Called on the thread
+/// that makes the change (a sync pool worker, an async runtime thread inside `poll`, or
+/// whichever thread drops an unfinished request), with the request's tracker locked: it must
+/// be quick and must never block.
+pub trait Watcher: Send + Sync {
+    /// Request `id` arrived at `at`; it is queued from then on.
+    fn arrived(&self, id: u64, at: Instant);
+    /// Request `change.id` left one phase for the next.
+    fn changed(&self, change: &Change);
+}
+
+/// One transition, as a [`Watcher`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Change {
+    /// The request (unique in the process).
+    pub id: u64,
+    /// When it arrived.
+    pub arrival: Instant,
+    /// The phase it left...
+    pub from: Phase,
+    /// ... which it entered at `since`...
+    pub since: Instant,
+    /// ... and of which `spent` was credited to `from` (the rest, if any, to `sched`).
+    pub spent: Duration,
+    /// The phase it entered at `at`; `None`: it finished.
+    pub to: Option<Phase>,
+    /// When.
+    pub at: Instant,
+}
+
+/// A mode's [`Watcher`] slot and the switch every transition checks.
+#[derive(Default)]
+pub struct Watch {
+    on: AtomicBool,
+    watcher: OnceLock<Arc<dyn Watcher>>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("on", &self.on.load(Ordering::Relaxed))
+            .field("installed", &self.watcher.get().is_some())
+            .finish()
+    }
+}
+
+impl Watch {
+    /// Installs the watcher (once; a second one is refused and returned).
+    pub fn install(&self, watcher: Arc<dyn Watcher>) -> Result<(), Arc<dyn Watcher>> {
+        self.watcher.set(watcher)
+    }
+
+    /// Switches the calls to the watcher on or off.
+    pub fn set_on(&self, on: bool) {
+        self.on.store(on, Ordering::Relaxed);
+    }
+
+    #[inline]
+    fn get(&self) -> Option<&dyn Watcher> {
+        if self.on.load(Ordering::Relaxed) {
+            self.watcher.get().map(|w| &**w)
+        } else {
+            None
+        }
     }
 }
 
@@ -271,8 +349,13 @@ impl Timing {
 /// Follows one request through its phases; see the module docs.
 pub struct Tracker {
     stats: Arc<ModeStats>,
+    /// Unique in the process, for watchers.
+    id: u64,
     inner: Mutex<TrackerInner>,
 }
+
+/// The next [`Tracker`]'s id.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Debug)]
 struct TrackerInner {
@@ -294,8 +377,13 @@ impl Tracker {
     /// Starts tracking a request that arrived at `arrival`; it is queued from then on.
     pub fn new(stats: Arc<ModeStats>, arrival: Instant) -> Arc<Tracker> {
         stats.enter(Phase::Queue);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        if let Some(w) = stats.watch.get() {
+            w.arrived(id, arrival);
+        }
         Arc::new(Tracker {
             stats,
+            id,
             inner: Mutex::new(TrackerInner {
                 phase: Some(Phase::Queue),
                 arrival,
@@ -311,6 +399,11 @@ impl Tracker {
 
     fn lock(&self) -> MutexGuard<'_, TrackerInner> {
         self.inner.lock()
+    }
+
+    /// The request's id, unique in the process.
+    pub fn id(&self) -> u64 {
+        self.id
     }
 
     /// Moves to phase `to` at `now`. No-op once finished.
@@ -385,6 +478,17 @@ impl Tracker {
         }
         if let Some(to) = to {
             self.stats.enter(to);
+        }
+        if let Some(w) = self.stats.watch.get() {
+            w.changed(&Change {
+                id: self.id,
+                arrival: inner.arrival,
+                from,
+                since: inner.since,
+                spent,
+                to,
+                at: now,
+            });
         }
         inner.phase = to;
         inner.since = now;
