@@ -36,7 +36,7 @@ pub struct DemoArgs {
           value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub latency_ms: u64,
     /// Offered load per instance, requests per second (one identical schedule for both).
-    #[arg(long, value_name = "N", default_value_t = 120.0)]
+    #[arg(long, value_name = "N", default_value_t = 100.0)]
     pub rate: f64,
     /// Route weights, e.g. `report=2,user=1`.
     #[arg(long, value_name = "ROUTE=W,...", default_value = "report=2,user=1")]
@@ -109,8 +109,10 @@ fn start_mongo(args: &DemoArgs) -> Result<Mongo, String> {
 }
 
 fn instance_config(args: &DemoArgs, uri: &str, mode: Mode, admin_port: u16, token: &str) -> Config {
-    let mut c = Config::default();
-    c.mode = mode;
+    let mut c = Config {
+        mode,
+        ..Config::default()
+    };
     c.server.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     c.admin.listen = SocketAddr::from(([127, 0, 0, 1], admin_port));
     c.admin.token = token.to_string();
@@ -188,12 +190,23 @@ pub fn run(args: DemoArgs) -> ExitCode {
     }
 
     print!("seeding 1000 users and 10000 orders… ");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
     let seeded = process::runtime("", Some(1)).and_then(|rt| {
-        rt.block_on(crate::serve::seed::seed_database(
-            &configs[0].mongodb,
-            1000,
-            10_000,
-        ))
+        rt.block_on(async {
+            let mut opts = mongodb::options::ClientOptions::parse(&uri)
+                .await
+                .map_err(|e| format!("invalid MongoDB URI: {}", e.kind))?;
+            opts.server_selection_timeout = Some(Duration::from_secs(5));
+            let client = mongodb::Client::with_options(opts).map_err(|e| format!("{}", e.kind))?;
+            crate::serve::seed::seed(
+                &client.database(&configs[0].mongodb.database),
+                1000,
+                10_000,
+                false,
+            )
+            .await
+            .map_err(|e| format!("{}", e.kind))
+        })
     });
     match seeded {
         Ok((users, orders)) => println!(

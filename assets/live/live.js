@@ -276,7 +276,7 @@
     return {
       served: a.served / secs,
       refused: a.refused / secs,
-      reclaimed: a.compute > 0 ? a.reclaimed / a.compute : null,
+      reclaimed: a.compute > 0 ? Math.min(1, a.reclaimed / a.compute) : null,
       busy: a.busy / threadTime,
       blocked: a.blocked / threadTime,
       p50: last && last.p50,

@@ -334,13 +334,16 @@ impl Hub {
                 second_start = now;
                 for mode in [Mode::Sync, Mode::Async] {
                     let i = mode_code(mode) as usize;
+                    // Reclaimed time first: a compute segment ending between the two reads
+                    // then counts its compute this second and its reclaimed time the next,
+                    // never the other way round.
+                    let reclaimed = self.stats[i].reclaimed();
                     let Counts {
                         served,
                         refused,
                         compute_us,
                         latency,
                     } = self.recorder.take_counts(mode);
-                    let reclaimed = self.stats[i].reclaimed();
                     s.modes[i] = ModeSecond {
                         served,
                         refused,
@@ -447,7 +450,7 @@ impl Hub {
             served_per_s: served as f64 / secs.max(1e-9),
             refused_per_s: refused as f64 / secs.max(1e-9),
             p99: recorder::quantile(&latency, 0.99).map(Duration::from_micros),
-            reclaimed: (compute > 0).then(|| reclaimed as f64 / compute as f64),
+            reclaimed: (compute > 0).then(|| (reclaimed as f64 / compute as f64).min(1.0)),
             blocked: blocked as f64 / thread_us,
             busy: busy as f64 / thread_us,
             queue: last.modes[i].queue,
@@ -470,5 +473,84 @@ pub(crate) struct WatchGuard(Arc<Hub>);
 impl Drop for WatchGuard {
     fn drop(&mut self) {
         self.0.state.lock().internal -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub(max_viewers: usize) -> Arc<Hub> {
+        let mut config = Config::default();
+        config.live.max_viewers = max_viewers;
+        Hub::new(&config, Arc::default(), Arc::default())
+    }
+
+    #[test]
+    fn a_full_stream_loses_frames_counted_and_is_closed_after_the_stall_limit() {
+        let hub = hub(4);
+        let (tx, mut rx) = mpsc::channel(2);
+        let lost = Arc::new(AtomicU64::new(0));
+        hub.state.lock().subs.push(Sub {
+            tx,
+            lost: lost.clone(),
+            full_since: None,
+        });
+        let t0 = Instant::now();
+        for k in 0..5 {
+            hub.broadcast(Bytes::from(format!("{k}")), t0 + Duration::from_secs(k));
+        }
+        assert_eq!(lost.load(Ordering::Relaxed), 3);
+        assert_eq!(
+            hub.state.lock().subs.len(),
+            1,
+            "still within the stall limit"
+        );
+        hub.broadcast(
+            Bytes::from("late"),
+            t0 + Duration::from_secs(2) + STALL_LIMIT,
+        );
+        assert!(
+            hub.state.lock().subs.is_empty(),
+            "closed after the stall limit"
+        );
+        assert_eq!(rx.try_recv().ok(), Some(Bytes::from("0")));
+        assert_eq!(rx.try_recv().ok(), Some(Bytes::from("1")));
+        assert!(matches!(
+            rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
+    }
+
+    #[test]
+    fn streams_beyond_max_viewers_are_refused_until_one_closes() {
+        let hub = hub(2);
+        let a = hub.open_stream().expect("first");
+        let b = hub.open_stream().expect("second");
+        assert!(hub.open_stream().is_none());
+        drop(a);
+        let c = hub.open_stream().expect("a slot again");
+        drop((b, c));
+        assert_eq!(hub.viewers.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn watching_switches_the_hook_on_and_off() {
+        let stats: [Arc<ModeStats>; 2] = [Arc::default(), Arc::default()];
+        let hub = Hub::new(&Config::default(), stats[0].clone(), stats[1].clone());
+        assert!(!format!("{:?}", stats[0].watch()).contains("on: true"));
+        let guard = hub.watch();
+        assert!(format!("{:?}", stats[1].watch()).contains("on: true"));
+        drop(guard);
+        crate::live::tests::wait_until(|| !hub.state.lock().running);
+        assert!(format!("{:?}", stats[0].watch()).contains("on: false"));
+    }
+
+    pub(super) fn wait_until(mut f: impl FnMut() -> bool) {
+        let end = Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(Instant::now() < end, "timed out");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }

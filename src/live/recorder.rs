@@ -24,7 +24,8 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use parking_lot::Mutex;
 
 use crate::api::Mode;
-use crate::observe::measure::{Change, Phase, Watcher};
+use crate::observe::measure::Phase;
+use crate::observe::watch::{Change, Watcher};
 
 /// Exact segments kept per lane and tick before further ones are binned.
 pub(crate) const EXACT: usize = 32;
@@ -299,8 +300,8 @@ struct ModeCounts {
     served: AtomicU64,
     /// Requests that finished without ever starting (shed, or timed out in the queue).
     refused: AtomicU64,
-    /// Compute time, µs.
-    compute_us: AtomicU64,
+    /// Compute time, ns.
+    compute_ns: AtomicU64,
     latency: Histogram,
 }
 
@@ -309,7 +310,7 @@ impl ModeCounts {
         ModeCounts {
             served: AtomicU64::new(0),
             refused: AtomicU64::new(0),
-            compute_us: AtomicU64::new(0),
+            compute_ns: AtomicU64::new(0),
             latency: Histogram::new(),
         }
     }
@@ -404,7 +405,7 @@ impl Recorder {
         for c in &self.counts {
             c.served.store(0, Ordering::Relaxed);
             c.refused.store(0, Ordering::Relaxed);
-            c.compute_us.store(0, Ordering::Relaxed);
+            c.compute_ns.store(0, Ordering::Relaxed);
             c.latency.take();
         }
     }
@@ -489,7 +490,7 @@ impl Recorder {
         Counts {
             served: c.served.swap(0, Ordering::Relaxed),
             refused: c.refused.swap(0, Ordering::Relaxed),
-            compute_us: c.compute_us.swap(0, Ordering::Relaxed),
+            compute_us: c.compute_ns.swap(0, Ordering::Relaxed) / 1000,
             latency: c.latency.take(),
         }
     }
@@ -556,7 +557,8 @@ impl Recorder {
         }
         let counts = &self.counts[Group::of(mode) as usize];
         if c.from == Phase::Compute {
-            counts.compute_us.fetch_add(us(c.spent), Ordering::Relaxed);
+            let ns = u64::try_from(c.spent.as_nanos()).unwrap_or(u64::MAX);
+            counts.compute_ns.fetch_add(ns, Ordering::Relaxed);
         }
         if c.to.is_none() {
             if c.from == Phase::Queue {

@@ -20,20 +20,21 @@
 //! waiting, so it never counts itself. With one sync worker the clock cannot advance while the
 //! worker computes, so reclaimed time is exactly zero.
 //!
-//! Watching: a [`Watcher`] installed on a mode's [`ModeStats`] (the live view) is told of
-//! every arrival and transition while it is switched on; while it is off, the cost is one
-//! relaxed atomic load per transition.
+//! Watching (`observe::watch`): a watcher installed on a mode's [`ModeStats`] (the live view)
+//! is told of every arrival and transition while it is switched on; while it is off, the cost
+//! is one relaxed atomic load per transition.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::api::Mode;
+use crate::observe::watch::{Change, Watch};
 use crate::server_timing::ServerTiming;
 
 /// A request's phase.
@@ -159,73 +160,6 @@ impl ModeStats {
     /// The hook through which the live view follows this mode's transitions.
     pub fn watch(&self) -> &Watch {
         &self.watch
-    }
-}
-
-/// Follows requests' phase changes as they happen (the live view). Called on the thread
-/// that makes the change (a sync pool worker, an async runtime thread inside `poll`, or
-/// whichever thread drops an unfinished request), with the request's tracker locked: it must
-/// be quick and must never block.
-pub trait Watcher: Send + Sync {
-    /// Request `id` arrived at `at`; it is queued from then on.
-    fn arrived(&self, id: u64, at: Instant);
-    /// Request `change.id` left one phase for the next.
-    fn changed(&self, change: &Change);
-}
-
-/// One transition, as a [`Watcher`] sees it.
-#[derive(Debug, Clone, Copy)]
-pub struct Change {
-    /// The request (unique in the process).
-    pub id: u64,
-    /// When it arrived.
-    pub arrival: Instant,
-    /// The phase it left...
-    pub from: Phase,
-    /// ... which it entered at `since`...
-    pub since: Instant,
-    /// ... and of which `spent` was credited to `from` (the rest, if any, to `sched`).
-    pub spent: Duration,
-    /// The phase it entered at `at`; `None`: it finished.
-    pub to: Option<Phase>,
-    /// When.
-    pub at: Instant,
-}
-
-/// A mode's [`Watcher`] slot and the switch every transition checks.
-#[derive(Default)]
-pub struct Watch {
-    on: AtomicBool,
-    watcher: OnceLock<Arc<dyn Watcher>>,
-}
-
-impl std::fmt::Debug for Watch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Watch")
-            .field("on", &self.on.load(Ordering::Relaxed))
-            .field("installed", &self.watcher.get().is_some())
-            .finish()
-    }
-}
-
-impl Watch {
-    /// Installs the watcher (once; a second one is refused and returned).
-    pub fn install(&self, watcher: Arc<dyn Watcher>) -> Result<(), Arc<dyn Watcher>> {
-        self.watcher.set(watcher)
-    }
-
-    /// Switches the calls to the watcher on or off.
-    pub fn set_on(&self, on: bool) {
-        self.on.store(on, Ordering::Relaxed);
-    }
-
-    #[inline]
-    fn get(&self) -> Option<&dyn Watcher> {
-        if self.on.load(Ordering::Relaxed) {
-            self.watcher.get().map(|w| &**w)
-        } else {
-            None
-        }
     }
 }
 
@@ -399,11 +333,6 @@ impl Tracker {
 
     fn lock(&self) -> MutexGuard<'_, TrackerInner> {
         self.inner.lock()
-    }
-
-    /// The request's id, unique in the process.
-    pub fn id(&self) -> u64 {
-        self.id
     }
 
     /// Moves to phase `to` at `now`. No-op once finished.

@@ -6,9 +6,11 @@
 //! - `runtime`: tokio runtime metrics and async worker-thread time.
 //! - `spans`: the spans of a request.
 //! - [`telemetry`]: logging and OTLP span export setup.
+//! - [`watch`]: the hook through which the live view follows transitions (`measure` calls it).
 
 pub mod measure;
 pub mod metrics;
 pub(crate) mod runtime;
 pub(crate) mod spans;
 pub mod telemetry;
+pub mod watch;
