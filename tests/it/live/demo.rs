@@ -11,9 +11,9 @@ use crate::support::eventually;
 use crate::support::raw::raw_get;
 
 #[test]
-fn demo_starts_a_test_double_two_instances_and_a_page_showing_both_then_stops_everything() {
+fn demo_starts_a_test_double_two_instances_and_a_page_showing_both_and_ctrl_c_stops_everything() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_reclaimd"))
-        .args(["demo", "--duration", "12s", "--rate", "40", "--every", "2s"])
+        .args(["demo", "--rate", "40", "--every", "1s"])
         .args(["--latency-ms", "10"])
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -71,7 +71,22 @@ fn demo_starts_a_test_double_two_instances_and_a_page_showing_both_then_stops_ev
         );
     }
     drop(sse);
+    eventually("three summary lines", Duration::from_secs(60), || {
+        let n = out
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.starts_with("t+"))
+            .count();
+        n >= 3
+    });
 
+    // Ctrl-C.
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
     let status = eventually("the demo exits", Duration::from_secs(90), || {
         child.try_wait().unwrap()
     });
