@@ -32,6 +32,7 @@
     frames: 0,
     bytes: 0,
     lost: 0,
+    leftOut: 0,
     windowMs: 10000,
     instances: [],
     snapshot,
@@ -172,6 +173,7 @@
     const inst = byId.get(m.h);
     if (!inst) return;
     live.frames += 1;
+    live.leftOut += m.rdrop;
     const t = m.t / 1000;
     const off = t - performance.now();
     if (offset === null || off > offset) offset = off;
@@ -445,6 +447,7 @@
     const span = recentBytes.length ? Math.max(1000, now - recentBytes[0][0]) : 5000;
     const parts = [`stream: ${(bytes / span).toFixed(1)} kB/s`, `${live.frames} frames`];
     if (live.lost) parts.push(`${live.lost} lost (slow connection)`);
+    if (live.leftOut) parts.push(`${live.leftOut} request events left out (stream budget)`);
     const inst = live.instances[0];
     if (inst && inst.last) {
       parts.push(`requests sampled: at most 1 per ${(inst.last.gap / 1000).toFixed(0)} ms`);
