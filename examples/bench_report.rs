@@ -520,6 +520,14 @@ fn mongo_wire_section(existing: &str) -> Option<String> {
     Some(rest[..end].trim_end().to_string() + "\n")
 }
 
+/// The `## Live view` section of an existing BENCHMARKS.md, heading included.
+fn live_view_section(existing: &str) -> Option<String> {
+    let start = existing.find("\n## Live view\n")? + 1;
+    let rest = &existing[start..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 4);
+    Some(rest[..end].trim_end().to_string() + "\n")
+}
+
 // ---- the plot
 
 struct Panel {
@@ -750,6 +758,11 @@ fn main() -> Result<(), Error> {
         out.push('\n');
         out.push_str(&section);
     }
+    // `bench/live.sh --write` writes this one.
+    if let Some(section) = live_view_section(&existing) {
+        out.push('\n');
+        out.push_str(&section);
+    }
     std::fs::write(md_path, out)?;
     Ok(())
 }
@@ -771,5 +784,15 @@ mod tests {
             Some("## mongo-wire\nonly\n")
         );
         assert_eq!(mongo_wire_section("# Benchmarks\n"), None);
+    }
+
+    #[test]
+    fn keeps_the_live_view_section() {
+        let md = "# Benchmarks\n\n## P1\nold\n\n## Live view\n\n| a |\n\n## mongo-wire\nx\n";
+        assert_eq!(
+            live_view_section(md).as_deref(),
+            Some("## Live view\n\n| a |\n")
+        );
+        assert_eq!(live_view_section("# Benchmarks\n"), None);
     }
 }

@@ -49,6 +49,9 @@ pub enum Command {
     Scenario(crate::scenario::ScenarioArgs),
     /// Validate a config file (with RECLAIMD_* environment overrides) and print the result.
     CheckConfig(ConfigArgs),
+    /// The live view without Docker or MongoDB: a MongoDB test double, a sync and an async
+    /// daemon under one identical load, and the URL of a page that shows both as they run.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// Where the config comes from.
@@ -120,6 +123,7 @@ pub fn main() -> ExitCode {
         Command::Load(args) => crate::load::run(args),
         Command::Scenario(args) => crate::scenario::run(args),
         Command::CheckConfig(args) => check_config(args),
+        Command::Demo(args) => crate::demo::run(args),
     }
 }
 

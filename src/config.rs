@@ -54,6 +54,8 @@ pub struct Config {
     pub workload: WorkloadConfig,
     /// `[telemetry]`: spans.
     pub telemetry: TelemetryConfig,
+    /// `[live]`: the live view on the admin listener.
+    pub live: LiveConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -209,6 +211,29 @@ pub struct TelemetryConfig {
     pub spans: bool,
 }
 
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+/// `[live]`: the live view (`GET /live` and its stream `/live/events`, admin listener).
+pub struct LiveConfig {
+    /// Serve the page and its stream.
+    pub enabled: bool,
+    /// Streams open at once; more get 503.
+    pub max_viewers: usize,
+    /// Each stream's bytes per second at most, at any load: requests are sampled and lanes
+    /// coarsened in time to stay within it.
+    pub max_stream_bytes_per_second: usize,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            enabled: true,
+            max_viewers: 4,
+            max_stream_bytes_per_second: 200_000,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -221,6 +246,7 @@ impl Default for Config {
             mongodb: MongoConfig::default(),
             workload: WorkloadConfig::default(),
             telemetry: TelemetryConfig::default(),
+            live: LiveConfig::default(),
         }
     }
 }
@@ -513,6 +539,16 @@ impl Config {
             self.mongodb.max_pool_size as usize,
             MAX_POOL_SIZE,
         )?;
+        count("live.max_viewers", self.live.max_viewers, 1000)?;
+        if !(20_000..=100_000_000).contains(&self.live.max_stream_bytes_per_second) {
+            return Err(Invalid::new(
+                "live.max_stream_bytes_per_second",
+                format!(
+                    "must be between 20000 and 100000000 (got {})",
+                    self.live.max_stream_bytes_per_second
+                ),
+            ));
+        }
         // Durations are added to `Instant`s; bounding them keeps that arithmetic exact.
         for (key, d, min) in [
             (
@@ -600,6 +636,7 @@ impl Config {
         check(self.limits != new.limits, "limits.*");
         check(self.mongodb != new.mongodb, "mongodb.*");
         check(self.telemetry != new.telemetry, "telemetry.*");
+        check(self.live != new.live, "live.*");
         keys
     }
 }
@@ -1070,7 +1107,7 @@ mod tests {
             (
                 "",
                 &[("RECLAIMD_PORT", "tcp://10.0.0.1:80")],
-                "environment variable RECLAIMD_PORT: unknown key `port`, expected one of `mode`, `server`, `admin`, `sync`, `async`, `limits`, `mongodb`, `workload`, `telemetry`",
+                "environment variable RECLAIMD_PORT: unknown key `port`, expected one of `mode`, `server`, `admin`, `sync`, `async`, `limits`, `mongodb`, `workload`, `telemetry`, `live`",
             ),
             (
                 "",

@@ -24,6 +24,10 @@
 //! when a compute segment ends ([`ModeStats::reclaimed_and_compute`]), so the share is 0 to 1
 //! by construction: exactly 0 with one sync worker. Its cost side is [`WorkerState::Blocked`]
 //! thread time: sync workers parked in driver calls (async threads never block).
+//!
+//! Watching (`observe::watch`): a watcher installed on a mode's [`ModeStats`] (the live view)
+//! is told of every arrival and transition while it is switched on; while it is off, the cost
+//! is one relaxed atomic load per transition.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,6 +39,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::api::Mode;
+use crate::observe::watch::{Change, Watch};
 use crate::server_timing::ServerTiming;
 
 /// A request's phase.
@@ -113,6 +118,8 @@ pub struct ModeStats {
     worker_ns: [AtomicU64; 3],
     /// Integrates "at least one request of this mode waits on the DB".
     db_clock: DbWaitClock,
+    /// Who follows this mode's transitions as they happen, if anyone.
+    watch: Watch,
 }
 
 impl ModeStats {
@@ -175,6 +182,11 @@ impl ModeStats {
     /// Requests of this mode waiting on the DB right now, as the reclaim clock sees them.
     pub fn waiting_db(&self) -> usize {
         self.db_clock.waiting()
+    }
+
+    /// The hook through which the live view follows this mode's transitions.
+    pub fn watch(&self) -> &Watch {
+        &self.watch
     }
 }
 
@@ -299,8 +311,13 @@ impl Timing {
 /// Follows one request through its phases; see the module docs.
 pub struct Tracker {
     stats: Arc<ModeStats>,
+    /// Unique in the process, for watchers.
+    id: u64,
     inner: Mutex<TrackerInner>,
 }
+
+/// The next [`Tracker`]'s id.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Debug)]
 struct TrackerInner {
@@ -322,8 +339,13 @@ impl Tracker {
     /// Starts tracking a request that arrived at `arrival`; it is queued from then on.
     pub fn new(stats: Arc<ModeStats>, arrival: Instant) -> Arc<Tracker> {
         stats.enter(Phase::Queue);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        if let Some(w) = stats.watch.get() {
+            w.arrived(id, arrival);
+        }
         Arc::new(Tracker {
             stats,
+            id,
             inner: Mutex::new(TrackerInner {
                 phase: Some(Phase::Queue),
                 arrival,
@@ -413,6 +435,17 @@ impl Tracker {
         }
         if let Some(to) = to {
             self.stats.enter(to);
+        }
+        if let Some(w) = self.stats.watch.get() {
+            w.changed(&Change {
+                id: self.id,
+                arrival: inner.arrival,
+                from,
+                since: inner.since,
+                spent,
+                to,
+                at: now,
+            });
         }
         inner.phase = to;
         inner.since = now;

@@ -7,6 +7,7 @@
 //! - `process`: the `process_*` metrics, with a sub-second CPU counter (Linux).
 //! - `spans`: the spans of a request.
 //! - [`telemetry`]: logging and OTLP span export setup.
+//! - [`watch`]: the hook through which the live view follows transitions (`measure` calls it).
 
 pub mod measure;
 pub mod metrics;
@@ -16,6 +17,7 @@ mod prom;
 pub(crate) mod runtime;
 pub(crate) mod spans;
 pub mod telemetry;
+pub mod watch;
 
 /// Every metric family name the daemon exposes (histograms without `_bucket`/`_sum`/`_count`),
 /// for the dashboard lint and the catalogue in `docs/ARCHITECTURE.md`.

@@ -25,7 +25,8 @@ use crate::observe::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 use crate::serve::app::{self, App};
 use crate::serve::error::AppError;
 
-pub(crate) type Body = Full<Bytes>;
+/// A whole response, or the live view's stream (admin listener).
+pub(crate) type Body = crate::live::Body;
 
 /// Serves one app request.
 pub(crate) async fn app_service(
@@ -85,7 +86,7 @@ async fn read_body(req: Request<Incoming>, limits: &BodyLimits) -> Result<Bytes,
 }
 
 fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    let mut response = Response::new(Body::Left(Full::new(Bytes::from(body.to_string()))));
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response
@@ -118,14 +119,14 @@ fn error_response(e: &AppError) -> Response<Body> {
     response
 }
 
-/// Serves one admin request: `/metrics`, `/healthz`, `/readyz`, `/admin/mode`.
+/// Serves one admin request: `/metrics`, `/healthz`, `/readyz`, `/admin/mode`, `/live...`.
 pub(crate) async fn admin_service(
     app: Arc<App>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let response = match (req.method().as_str(), req.uri().path()) {
         ("GET", "/metrics") => {
-            let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
+            let mut r = Response::new(Body::Left(Full::new(Bytes::from(app.metrics.render()))));
             r.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
             r
@@ -145,6 +146,9 @@ pub(crate) async fn admin_service(
             Ok(body) => json_response(200, &body),
             Err(e) => error_response(&e),
         },
+        (_, p) if p == "/live" || p.starts_with("/live/") => {
+            crate::live::serve(&app.live_view, &req).unwrap_or_else(|e| error_response(&e))
+        }
         (_, "/metrics" | "/healthz" | "/readyz") => {
             error_response(&AppError::MethodNotAllowed("GET"))
         }

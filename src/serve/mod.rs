@@ -16,7 +16,7 @@ mod admission;
 pub mod app;
 mod db;
 mod dispatch;
-mod error;
+pub(crate) mod error;
 mod handlers;
 mod http;
 pub mod seed;

@@ -11,6 +11,7 @@
 //! - [`telemetry_export`]: span export over OTLP from the real binary to a test receiver.
 //! - [`load_accounting`], [`load_args`], [`load_cli`]: `reclaimd load`.
 //! - [`scenario_daemon`], [`scenario_lecture`]: `reclaimd scenario lecture`.
+//! - [`live`]: the live view (`/live`) and `reclaimd demo`, with a headless-browser test.
 //! - [`deploy`]: static checks of docker-compose.yml, Prometheus and Grafana files.
 //! - [`harness`]: the harness's own helpers.
 //! - [`support`]: the harness.
@@ -26,6 +27,7 @@ mod harness;
 mod headline;
 mod http_errors;
 mod k8s;
+mod live;
 mod load_accounting;
 mod load_args;
 mod load_cli;
