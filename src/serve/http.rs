@@ -22,6 +22,7 @@ use subtle::ConstantTimeEq;
 use crate::api::{self, Mode};
 use crate::config::BodyLimits;
 use crate::observe::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+use crate::observe::spans;
 use crate::serve::app::{self, App};
 use crate::serve::error::AppError;
 
@@ -35,12 +36,13 @@ pub(crate) async fn app_service(
     let arrival = Instant::now();
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
+    let remote = spans::remote_parent(req.headers());
     let call = api::parse(&method, &path).map_err(app::unmatched);
     let body = match &call {
         Ok(c) if c.route().has_body() => read_body(req, &app.config.limits.body_limits()).await,
         _ => Ok(Bytes::new()),
     };
-    let outcome = app.serve(call, body, arrival, &method, &path).await;
+    let outcome = app.serve(call, body, arrival, &method, &path, remote).await;
     let (status, mut response) = match &outcome.result {
         Ok(reply) => (reply.status, json_response(reply.status, &reply.body)),
         Err(e) => (e.status(), error_response(e)),
