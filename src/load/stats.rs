@@ -209,7 +209,7 @@ impl TargetStats {
 }
 
 /// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Percentiles {
     /// Requests measured.
     pub count: u64,
@@ -254,7 +254,7 @@ impl Percentiles {
 }
 
 /// Means of the server-side phases (ms) over the responses that carried `Server-Timing`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PhaseMeans {
     /// Responses that carried a `Server-Timing` header.
     pub responses: u64,
@@ -273,7 +273,7 @@ pub struct PhaseMeans {
 }
 
 /// The final numbers for one target.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TargetReport {
     /// The target's base URL.
     pub url: String,
@@ -306,7 +306,7 @@ pub struct TargetReport {
 }
 
 /// The whole run's report, as printed and as written by `--json`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LoadReport {
     /// Offered requests per second, per target.
     pub rate: f64,
