@@ -517,11 +517,12 @@ fn p3(m: &Manifest, r: &Results, out: &mut String) {
 }
 
 fn p4(m: &Manifest, r: &Results, out: &mut String) {
-    let (a, s, h, d) = (
+    let (a, s, h, d, d_all) = (
         r.kv("p4-async"),
         r.kv("p4-sync"),
         r.kv("p4-hello"),
         r.kv("p4-driver"),
+        r.kv("p4-driver-all"),
     );
     if a.is_empty() && s.is_empty() {
         return;
@@ -537,9 +538,11 @@ fn p4(m: &Manifest, r: &Results, out: &mut String) {
          permit gate, so admission must predict up to {n:.0} / {} × {} ms of waiting there; \
          `limits.max_queue_wait = {}` and `limits.request_timeout = {}` make room for that, and \
          `limits.max_queue = 20000`. The floor rows: the hello-world answering after the same \
-         delay, under the same load; and the async driver alone with {n:.0} `find_one` calls \
-         waiting (`examples/driver_floor.rs`, pool {}). Requests in state = the daemon's \
-         `reclaimd_requests_in_state` gauges summed at that moment.\n",
+         delay, under the same load; and the async driver alone (`examples/driver_floor.rs`, \
+         pool {}, one task per call), with as many `find_one` calls waiting as the daemon has \
+         inside the driver (one per connection; the rest wait at the daemon's gate), and with \
+         all {n:.0} inside it. Requests in state = the daemon's `reclaimd_requests_in_state` \
+         gauges summed at that moment.\n",
         m.p4_db_ms,
         m.p4_rate,
         m.p4_seconds,
@@ -566,7 +569,8 @@ fn p4(m: &Manifest, r: &Results, out: &mut String) {
         ("daemon, async, 1 thread", &a),
         ("daemon, sync, 1000 workers", &s),
         ("floor: hello-world, same delay", &h),
-        ("floor: mongodb driver alone", &d),
+        ("floor: mongodb driver alone, calls = pool", &d),
+        ("mongodb driver alone, all calls inside", &d_all),
     ] {
         if kv.is_empty() {
             continue;
@@ -602,10 +606,19 @@ fn p4(m: &Manifest, r: &Results, out: &mut String) {
         let _ = writeln!(
             out,
             "- RSS growth per waiting request (loaded − idle, over {n:.0}): async daemon {ga:.1} KB; \
-             plain hyper {gh:.1} KB; the driver alone {gd:.1} KB.\n\
+             plain hyper {gh:.1} KB; the driver with the daemon's {} calls inside {gd:.1} KB.\n\
              - **The async daemon's own memory per waiting request, over the hyper and driver \
-             floors: {own:.1} KB** (target ≤ 4 KB).",
+             floors: {own:.1} KB** (target ≤ 4 KB; the heap profile in Profiles, below, \
+             itemises it).",
+            m.p4_pool
         );
+        if let Some(gall) = growth(&d_all) {
+            let _ = writeln!(
+                out,
+                "- Had all {n:.0} calls gone into the driver at once (no gate), the driver alone \
+                 would add {gall:.1} KB per waiting request."
+            );
+        }
         if let Some(gs) = growth(&s) {
             let _ = writeln!(
                 out,

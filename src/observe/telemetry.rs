@@ -156,13 +156,16 @@ pub fn init_with_export(export: Option<SpanExport>) -> TelemetryGuard {
         .with_ansi(std::io::stderr().is_terminal())
         .with_filter(log_filter(std::env::var("RUST_LOG").ok().as_deref()));
     // Only the daemon's own spans: an exporter's HTTP/gRPC stack may create spans of its
-    // own, which would otherwise be exported in turn.
+    // own, which would otherwise be exported in turn. Every child names its parent
+    // explicitly (`spans`), and nothing reads the ambient OpenTelemetry context, so entering
+    // a span need not make its context current (that would cost a context switch per poll).
     let otel = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("reclaimd"))
             .with_location(false)
             .with_target(false)
             .with_tracked_inactivity(false)
+            .with_context_activation(false)
             .with_filter(Targets::new().with_target("reclaimd", tracing::Level::TRACE))
     });
     match tracing_subscriber::registry()
