@@ -50,22 +50,25 @@ daemon_env=(RECLAIMD_MONGODB__URI="$MONGO_URI" RECLAIMD_SERVER__LISTEN="127.0.0.
     RECLAIMD_ADMIN__LISTEN="127.0.0.1:$ADMIN_PORT" RUST_LOG=warn RECLAIMD_MODE=async
     RECLAIMD_ASYNC__WORKER_THREADS=1 RECLAIMD_WORKLOAD__USER_COMPUTE_MS=0)
 
-# Self time by component: each sample's symbol, by the first crate or library it names.
+# Self time by component: each sampled symbol, by the crate or library its name shows.
 by_component() { # PERF_DATA
     perf report -i "$1" --stdio --no-children --sort dso,sym 2>/dev/null |
         awk '/^ +[0-9.]+%/ {
-            pct = $1; sub(/%/, "", pct); line = $0
-            c = "other (std, core, alloc, the daemon)"
-            if (line ~ /\[kernel|\[k\]/) c = "kernel (syscalls, network)"
-            else if (line ~ /tracing_opentelemetry/) c = "tracing-opentelemetry"
-            else if (line ~ /opentelemetry_otlp|opentelemetry_proto|prost/) c = "OTLP export (encoding)"
-            else if (line ~ /opentelemetry/) c = "opentelemetry SDK"
-            else if (line ~ /tracing_subscriber|tracing_core|sharded_slab/) c = "tracing registry"
-            else if (line ~ /malloc|free|realloc|_int_|memcpy|memmove|memset/) c = "allocator, memcpy"
-            else if (line ~ /mongodb|bson/) c = "mongodb driver, bson"
-            else if (line ~ /hyper|http_body|httparse|[^a-z]http::/) c = "hyper, http"
-            else if (line ~ /tokio|mio/) c = "tokio"
-            else if (line ~ /prometheus|reclaimd/) c = "reclaimd, metrics"
+            pct = $1; sub(/%/, "", pct)
+            kernel = ($0 ~ /\[k\]/)
+            sym = $0; sub(/^[^]]*\] /, "", sym)
+            c = "other (std, core, serde, unresolved)"
+            if (kernel) c = "kernel (syscalls, scheduling, network)"
+            else if (sym ~ /tracing_opentelemetry/) c = "tracing-opentelemetry layer"
+            else if (sym ~ /opentelemetry_otlp|opentelemetry_proto|opentelemetry_http|prost/) c = "OTLP export (encoding, HTTP)"
+            else if (sym ~ /opentelemetry/) c = "opentelemetry SDK"
+            else if (sym ~ /tracing_subscriber|tracing_core|sharded_slab|tracing::/) c = "tracing registry"
+            else if (sym ~ /^(malloc|free|cfree|realloc|calloc|_int_|malloc_|tcache|unlink_chunk|__libc_)/ || sym ~ /mem(cpy|move|set)/) c = "allocator, memcpy"
+            else if (sym ~ /mongodb|bson/) c = "mongodb driver, bson"
+            else if (sym ~ /hyper|http_body|httparse|http::/) c = "hyper, http"
+            else if (sym ~ /tokio|mio::/) c = "tokio"
+            else if (sym ~ /prometheus/) c = "prometheus metrics"
+            else if (sym ~ /reclaimd/) c = "the daemon (reclaimd::)"
             s[c] += pct
         } END { for (c in s) printf "%6.1f%%  %s\n", s[c], c }' | sort -rn
 }
