@@ -34,7 +34,7 @@ COMPUTE_MS=${BENCH_COMPUTE_MS:-2}
 P1_RATES=(10 20 40 80 160 240 320)
 P2_WORKERS=(1 4 16 64)
 # Alternating rounds of every configuration compared at saturation or per request (P3, P5).
-ROUNDS=2
+ROUNDS=3
 # Closed-loop saturation: wrk with one thread and 32 connections on the quick route.
 WRK_THREADS=1
 WRK_CONNECTIONS=32
@@ -345,7 +345,6 @@ fi
 # 250 s for the last of them) must fit the budget: max_queue_wait P4_QUEUE_WAIT (at most half
 # of request_timeout, P4_TIMEOUT). The pool is the default's and the driver floor's, 200.
 if want P4; then
-    db_latency "$P4_DB_MS"
     p4_requests=$(awk -v r="$P4_RATE" -v s="$P4_SECONDS" 'BEGIN { printf "%d", r * s }')
     p4_load() { # NAME URL: the P4 load in the background, sampled at P4_SAMPLE_AT
         local args=(--target "$2" --rate "$P4_RATE" --duration "${P4_SECONDS}s" --arrival constant
@@ -360,10 +359,13 @@ if want P4; then
         # run gets a 1-thread sync pool: its RSS should not pay for 1000 idle threads.
         workers=1
         [ "$mode" = async ] || workers=1000
+        # Started at zero DB latency, so that its readiness checks answer at once.
+        db_latency 0
         start_daemon "p4-$mode" RECLAIMD_MODE=$mode RECLAIMD_ASYNC__WORKER_THREADS=1 \
             RECLAIMD_SYNC__WORKERS=$workers RECLAIMD_LIMITS__MAX_QUEUE=20000 \
             RECLAIMD_LIMITS__MAX_IN_FLIGHT=20000 RECLAIMD_LIMITS__REQUEST_TIMEOUT="$P4_TIMEOUT" \
             RECLAIMD_LIMITS__MAX_QUEUE_WAIT="$P4_QUEUE_WAIT" RECLAIMD_MONGODB__MAX_POOL_SIZE="$P4_POOL"
+        db_latency "$P4_DB_MS"
         idle=$(status_kb "$DAEMON" VmRSS)
         p4_load "p4-$mode" "$APP"
         # A measurement point, not a wait for an event: the schedule has sent all requests by

@@ -410,12 +410,20 @@ fn p3(m: &Manifest, r: &Results, out: &mut String) {
          |---:|---|---:|---:|---:|---:|---:|\n",
     );
     let mut sat: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut sat_cpu: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for round in 1..=m.rounds {
-        let off = r.wrk(&format!("p3-{round}-off-sat"));
+        let off_name = format!("p3-{round}-off-sat");
+        let off = r.wrk(&off_name);
+        let off_cpu = off
+            .as_ref()
+            .map(|w| cpu_us(r, &off_name, "cpu_s", w.requests as f64));
         for s in &samplers {
             let name = format!("p3-{round}-{s}-sat");
             let Some(w) = r.wrk(&name) else { continue };
             let cpu = cpu_us(r, &name, "cpu_s", w.requests as f64);
+            if let Some(o) = off_cpu {
+                sat_cpu.entry(s.clone()).or_default().push(cpu / o);
+            }
             let dropped = if s == "off" {
                 "–".to_string()
             } else {
@@ -455,6 +463,32 @@ fn p3(m: &Manifest, r: &Results, out: &mut String) {
                 times(ratios)
             );
         }
+    }
+    for s in &m.p3_ratios {
+        if let Some(ratios) = sat_cpu.get(s) {
+            let _ = writeln!(
+                out,
+                "- Daemon CPU per request at saturation, spans on with ratio {s} / spans off = \
+                 {:.2}× (rounds: {}).",
+                mean(ratios),
+                times(ratios)
+            );
+        }
+    }
+    let offs: Vec<f64> = (1..=m.rounds)
+        .filter_map(|round| r.wrk(&format!("p3-{round}-off-sat")).map(|w| w.ok_rps()))
+        .collect();
+    if offs.len() > 1 {
+        let (lo, hi) = offs
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        let _ = writeln!(
+            out,
+            "- The same configuration (spans off) measured {lo:.0} to {hi:.0} req/s across rounds \
+             ({:.0}% apart): the machine's other load moves saturation throughput by more than \
+             the effects above, so single ratios are only as good as that spread.",
+            100.0 * (hi / lo - 1.0)
+        );
     }
     out.push_str(&format!(
         "\n**At a fixed {} req/s** (daemon CPU time from /proc over the load run, divided by the \
