@@ -6,6 +6,8 @@
 #                             # saturated daemon's CPU goes, spans off vs spans on at ratio 1.0
 #   bench/profile.sh memory   # heaptrack: what the async daemon holds while 10,000 requests
 #                             # wait on the database (P4), by allocation site
+#   bench/profile.sh switches # perf stat: context switches and CPU per request at saturation,
+#                             # the daemon (spans off) against hello-db (P5)
 #
 # Needs: wrk and linux-perf (cpu), heaptrack and python3 (memory); Debian: apt-get install wrk
 # linux-perf heaptrack python3. Output in target/profile/. About 2 minutes each on 2 cores.
@@ -17,9 +19,9 @@ lib_name=profile
 source ci/lib.sh
 WHAT=${1:-}
 case $WHAT in
-    cpu) { command -v wrk && command -v perf; } >/dev/null || die "cpu needs wrk and perf" ;;
+    cpu | switches) { command -v wrk && command -v perf; } >/dev/null || die "$WHAT needs wrk and perf" ;;
     memory) command -v heaptrack >/dev/null || die "memory needs heaptrack" ;;
-    *) die "usage: bench/profile.sh cpu|memory" ;;
+    *) die "usage: bench/profile.sh cpu|memory|switches" ;;
 esac
 OUT=$ROOT/target/profile
 rm -rf "$OUT"
@@ -27,10 +29,11 @@ mkdir -p "$OUT"
 SECS=${PROFILE_SECONDS:-10}
 
 cargo build --release -p mongo-wire --bin mongo-wire >&2
-cargo build --release -p reclaimd --bin reclaimd --example hello >&2
+cargo build --release -p reclaimd --bin reclaimd --example hello --example hello_db >&2
 BIN=$ROOT/target/release/reclaimd
 MW=$ROOT/target/release/mongo-wire
 HELLO=$ROOT/target/release/examples/hello
+HELLO_DB=$ROOT/target/release/examples/hello_db
 MW_PORT=$(free_port)
 APP_PORT=$(free_port)
 ADMIN_PORT=$(free_port)
@@ -101,6 +104,44 @@ if [ "$WHAT" = cpu ]; then
             perf report -i "$OUT/perf-$config.data" --stdio --no-children --sort sym \
                 --percent-limit 1.5 2>/dev/null | grep -E '^ +[0-9.]+%' | cut -c1-160
         } | tee "$OUT/cpu-$config.txt"
+    done
+fi
+
+if [ "$WHAT" = switches ]; then
+    hello_db_port=$(free_port)
+    spawn hello-db "$OUT/hello-db.log" "$HELLO_DB" "$MONGO_URI/?directConnection=true" \
+        "127.0.0.1:$hello_db_port" 2
+    spawn daemon "$OUT/daemon-switches.log" env "${daemon_env[@]}" RECLAIMD_TELEMETRY__SPANS=false \
+        "$BIN" serve --config config/reclaimd.toml
+    traced_port=$(free_port)
+    spawn traced "$OUT/daemon-traced.log" env "${daemon_env[@]}" \
+        RECLAIMD_SERVER__LISTEN="127.0.0.1:$traced_port" RECLAIMD_ADMIN__LISTEN="127.0.0.1:$(free_port)" \
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$HELLO_PORT" \
+        OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=1.0 \
+        "$BIN" serve --config config/reclaimd.toml
+    wait_http hello-db "http://127.0.0.1:$hello_db_port/api/users/1"
+    wait_http daemon "http://127.0.0.1:$APP_PORT/api/users/1"
+    wait_http traced "http://127.0.0.1:$traced_port/api/users/1"
+    # daemon: spans off; traced: the same daemon with every request traced (ratio 1.0).
+    for server in daemon hello-db traced daemon hello-db traced; do
+        case $server in
+            daemon) port=$APP_PORT ;;
+            hello-db) port=$hello_db_port ;;
+            traced) port=$traced_port ;;
+        esac
+        url=http://127.0.0.1:$port/api/users/1
+        wrk -t1 -c32 -d1s "$url" >/dev/null
+        wrk -t1 -c32 -d"$((SECS + 2))s" "$url" >"$OUT/wrk-$server.txt" &
+        wrk_pid=$!
+        sleep 1
+        perf stat -e context-switches,task-clock -p "${proc_pid[$server]}" -x, \
+            -o "$OUT/stat-$server.csv" -- sleep "$SECS"
+        wait "$wrk_pid"
+        rps=$(awk '/Requests\/sec/ { print $2 }' "$OUT/wrk-$server.txt")
+        awk -F, -v rps="$rps" -v secs="$SECS" -v who="$server" '
+            $3 == "context-switches" { cs = $1 } $3 == "task-clock" { ms = $1 }
+            END { n = rps * secs; printf "%-9s %8.0f req/s  %5.2f context switches / request  %5.1f CPU us / request\n", who, rps, cs / n, ms * 1000 / n }' \
+            "$OUT/stat-$server.csv"
     done
 fi
 

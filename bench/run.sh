@@ -155,7 +155,7 @@ status_kb() { # PID FIELD (VmRSS, VmHWM)
     echo "kernel: $(uname -sr)"
     echo "rustc: $(rustc --version)"
     echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "wrk: $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2 || echo missing)"
+    echo "wrk: $({ wrk --version 2>&1 || true; } | head -n 1 | cut -d' ' -f1-2)"
 } >"$OUT/machine.txt"
 
 # ---- the MongoDB test double: one process for the whole run; its latency is changed through
@@ -468,6 +468,7 @@ if want P6; then
     cat "$OUT/p6-timer.kv" >&2
 fi
 
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 log "writing BENCHMARKS.md"
 cmd "$REPORT $OUT BENCHMARKS.md"
 "$REPORT" "$OUT" BENCHMARKS.md bench/p1.svg

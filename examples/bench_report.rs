@@ -448,16 +448,16 @@ fn p3(m: &Manifest, r: &Results, out: &mut String) {
     }
     out.push('\n');
     let target = |s: &str| match s {
-        "0.1" => " (target ≥ 0.97×)",
-        "1.0" => " (target ≥ 0.85×)",
+        "0.1" => "target ≥ 0.97×; ",
+        "1.0" => "target ≥ 0.85×; ",
         _ => "",
     };
     for s in &m.p3_ratios {
         if let Some(ratios) = sat.get(s) {
             let _ = writeln!(
                 out,
-                "- **Throughput at saturation, spans on with ratio {s} / spans off = {:.2}×**{} \
-                 (rounds: {}).",
+                "- **Throughput at saturation, spans on with ratio {s} / spans off = {:.2}×** \
+                 ({}rounds: {}).",
                 mean(ratios),
                 target(s),
                 times(ratios)
@@ -1077,9 +1077,11 @@ fn main() -> Result<(), Error> {
     out.push_str("# Benchmarks\n\n");
     out.push_str(
         "Written by `bench/run.sh` (real processes: mongo-wire, `reclaimd serve`, `reclaimd load`, \
-         the hello-world in `examples/hello.rs`). Each headline figure is a ratio of two \
+         `wrk`, the hello-world in `examples/hello.rs` and hello-db in `examples/hello_db.rs`), \
+         with the settings it passes in `manifest.toml`. Each headline figure is a ratio of \
          measurements taken in the same run, on the machine below; absolute numbers depend on \
-         it and on what else it was doing. The exact commands are at the end. Rerun: \
+         it and on what else it was doing (the machine is shared: other engineers' builds and \
+         benchmarks ran alongside; the rounds' spread shows how much that moved things). The exact commands are at the end. Rerun: \
          `bench/run.sh` (about 15 minutes on 2 cores; needs `wrk`).\n\n",
     );
     out.push_str("## Machine\n\n```text\n");
