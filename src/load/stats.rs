@@ -241,7 +241,7 @@ impl TargetStats {
 }
 
 /// The headline for one mode of one target, from the `Server-Timing` of its 2xx responses.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Headline {
     /// The mode the responses were served in.
     pub mode: Mode,
@@ -283,7 +283,7 @@ impl Headline {
 }
 
 /// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Percentiles {
     /// Requests measured.
     pub count: u64,
@@ -328,7 +328,7 @@ impl Percentiles {
 }
 
 /// Means of the server-side phases (ms) over the responses that carried `Server-Timing`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PhaseMeans {
     /// Responses that carried a `Server-Timing` header.
     pub responses: u64,
@@ -347,7 +347,7 @@ pub struct PhaseMeans {
 }
 
 /// The final numbers for one target.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TargetReport {
     /// The target's base URL.
     pub url: String,
@@ -383,7 +383,7 @@ pub struct TargetReport {
 }
 
 /// The whole run's report, as printed and as written by `--json`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LoadReport {
     /// Offered requests per second, per target.
     pub rate: f64,

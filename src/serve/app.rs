@@ -220,7 +220,8 @@ impl App {
         &self.dispatchers.async_rt.monitor
     }
 
-    /// Answers one request that arrived (head parsed) at `arrival`.
+    /// Answers one request that arrived (head parsed) at `arrival`; `remote` is the trace
+    /// context its `traceparent` header carried, if any.
     pub(crate) async fn serve(
         &self,
         call: Result<Call, (AppError, &'static str)>,
@@ -228,6 +229,7 @@ impl App {
         arrival: Instant,
         method: &str,
         path: &str,
+        remote: Option<opentelemetry::Context>,
     ) -> Outcome {
         let live = self.live();
         let mode = live.mode;
@@ -235,9 +237,10 @@ impl App {
             Ok(c) => c.route().template(),
             Err((_, label)) => label,
         };
+        // Sampled once, here, before any span is built; an unsampled request builds none.
         let span = if self.config.telemetry.spans {
             let matched = !matches!(&call, Err((AppError::NotFound(_), _)));
-            spans::request(matched.then_some(label), method, path, mode)
+            spans::request(matched.then_some(label), method, path, mode, remote)
         } else {
             tracing::Span::none()
         };
