@@ -30,7 +30,7 @@
 //! the HTTP and handler runtimes being measured.
 
 use std::io::IsTerminal;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use opentelemetry::trace::TracerProvider as _;
@@ -42,6 +42,7 @@ use opentelemetry_sdk::trace::{
     ShouldSample, SpanData, SpanExporter, TracerProviderBuilder,
 };
 use opentelemetry_sdk::Resource;
+use parking_lot::Mutex;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -285,12 +286,7 @@ impl ExportSettings {
 
     /// Builds the exporter (on its own runtime), the provider's builder and the sampler.
     fn build(&self) -> Result<Built, String> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("reclaimd-otlp")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the export runtime: {e}"))?;
+        let runtime = crate::process::runtime("reclaimd-otlp", Some(1))?;
         let exporter = {
             // tonic's channel spawns its worker task when built.
             let _enter = runtime.enter();
@@ -357,7 +353,7 @@ pub fn configured_sampler() -> (Box<dyn ShouldSample>, Vec<String>) {
     let sampler = tracing::subscriber::with_default(collector, || {
         opentelemetry_sdk::trace::Config::default().sampler
     });
-    let warnings = std::mem::take(&mut *warnings.lock().unwrap_or_else(|e| e.into_inner()));
+    let warnings = std::mem::take(&mut *warnings.lock());
     (sampler, warnings)
 }
 
@@ -384,7 +380,7 @@ impl<S: tracing::Subscriber> Layer<S> for WarningCollector {
         let text = message
             .0
             .unwrap_or_else(|| event.metadata().name().to_string());
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(text);
+        self.0.lock().push(text);
     }
 }
 
@@ -465,7 +461,7 @@ impl<E: SpanExporter + 'static> Export<E> {
     }
 
     fn report(&self, result: &OTelSdkResult) {
-        let mut log = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        let mut log = self.errors.lock();
         let now = Instant::now();
         match result {
             Err(e) => match log.failed(now) {
