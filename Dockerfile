@@ -9,10 +9,11 @@ FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY . .
 # Cache mounts keep the crates.io index and compiled dependencies between builds, so a source
-# change rebuilds only this workspace's crates.
+# change rebuilds only this workspace's crates. No default features: the image leaves out the
+# MongoDB test double that `reclaimd demo` starts when run from a checkout.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin reclaimd \
+    cargo build --release --locked --no-default-features --bin reclaimd \
  && install -D -m 0755 target/release/reclaimd /out/reclaimd
 
 # --- runtime stage: slim Debian, the binary, a non-root user ------------------------------

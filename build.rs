@@ -13,6 +13,8 @@ use std::path::PathBuf;
 const TOOLS: &[(&str, &str)] = &[
     ("promtool", "no_promtool"),
     ("docker-compose", "no_docker_compose"),
+    ("chromium", "no_chromium"),
+    ("chromedriver", "no_chromedriver"),
 ];
 
 fn main() {

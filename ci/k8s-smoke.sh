@@ -145,6 +145,9 @@ forward() {
   fail "port-forward to $2 did not start"
 }
 
+# Local ports of the port-forwards, set by `forward` (printf -v).
+app="" admin="" prom=""
+
 step "calling the API through a port-forward"
 forward app svc/reclaimd 8080
 forward admin deploy/reclaimd 9464
@@ -175,6 +178,7 @@ echo "ok: $up of $pods daemon pods scraped and up in $prom_ns/$prom_svc"
 step "flipping the mode through the ConfigMap"
 toml="$(kc -n "$namespace" get configmap reclaimd-config -o json | jq -r '.data["reclaimd.toml"]')"
 grep -q '^mode = "sync"' <<<"$toml" || fail "reclaimd-config has no line mode = \"sync\""
+# shellcheck disable=SC2001 # anchored to the start of a line: no parameter expansion does that
 flipped="$(sed 's/^mode = "sync"/mode = "async"/' <<<"$toml")"
 kc -n "$namespace" patch configmap reclaimd-config --type merge \
   -p "$(jq -n --arg t "$flipped" '{data: {"reclaimd.toml": $t}}')"

@@ -420,7 +420,7 @@ for overlay in OVERLAYS:
     def _(overlay=overlay):
         bench = (REPO / "BENCHMARKS.md").read_text()
         # The limit covers P4's measured peak with 10,000 waiting requests.
-        peak = max(float(x) for x in re.findall(r"\| (?:async|sync)[^|]*\| [0-9.]+ MB \| [0-9.]+ MB \| ([0-9.]+) MB \|", bench))
+        peak = max(float(x) for x in re.findall(r"\| daemon, (?:async|sync)[^|]*\| [0-9.]+ MB \| [0-9.]+ MB \| ([0-9.]+) MB \|", bench))
         for d in daemons(overlay):
             r = container(d, "reclaimd")["resources"]
             limit = r["limits"]["memory"]

@@ -3,11 +3,13 @@
 //!
 //! ```sh
 //! cargo run --release -p mongo-wire -- --listen 127.0.0.1:27300 --latency-ms 5000 &
-//! cargo run --release --example driver_floor -- mongodb://127.0.0.1:27300/?directConnection=true 10000
+//! cargo run --release --example driver_floor -- mongodb://127.0.0.1:27300/?directConnection=true 10000 200
 //! ```
 //!
-//! Prints `rss_idle_kb=` and `rss_kb=` (after the calls have been waiting for 3 s), one task
-//! per call on a one-thread runtime, pool size 200 — as the daemon's async mode has them.
+//! Arguments: the URI, the number of calls (default 10,000) and the pool size (default 200,
+//! the daemon's `mongodb.max_pool_size`). Prints `rss_idle_kb=` and `rss_kb=` (after the
+//! calls have been waiting for 3 s), one task per call on a one-thread runtime — as the
+//! daemon's async mode has them.
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::time::Duration;
@@ -29,15 +31,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let uri = args
         .next()
-        .ok_or("usage: driver_floor MONGODB_URI [CALLS]")?;
+        .ok_or("usage: driver_floor MONGODB_URI [CALLS] [POOL]")?;
     let calls: u64 = args.next().map_or(Ok(10_000), |n| n.parse())?;
+    let pool: u32 = args.next().map_or(Ok(200), |n| n.parse())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
     rt.block_on(async {
         let mut opts = mongodb::options::ClientOptions::parse(&uri).await?;
-        opts.max_pool_size = Some(200);
+        opts.max_pool_size = Some(pool);
         let users = mongodb::Client::with_options(opts)?
             .database("reclaimd")
             .collection::<Document>("users");
@@ -53,6 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(Duration::from_secs(3)).await;
         println!("rss_kb={}", rss_kb());
         println!("calls={calls}");
+        println!("pool={pool}");
         Ok(())
     })
 }

@@ -7,8 +7,18 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::api::Mode;
+use crate::config::parse_socket_addr;
 use crate::config::{Config, Overrides, Source};
 use crate::process::{self, EX_UNAVAILABLE, EX_USAGE};
+
+/// The exit statuses of every subcommand, as `--help` prints them (`process` defines them).
+const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0   success (also --help and --version)
+  1   the run failed (serve: cannot bind or start; scenario: a request failed)
+  64  bad arguments or an invalid configuration, in any subcommand (EX_USAGE)
+  69  a needed service is unavailable (seed: MongoDB unreachable; load: no request
+      to some target succeeded) (EX_UNAVAILABLE)";
 
 /// reclaimd: how much of a request's waiting time can a server reclaim as work?
 ///
@@ -16,7 +26,7 @@ use crate::process::{self, EX_UNAVAILABLE, EX_USAGE};
 /// queue / compute / DB-wait split, and exports it as Prometheus metrics, OpenTelemetry spans
 /// and a Server-Timing header.
 #[derive(Debug, Parser)]
-#[command(name = "reclaimd", version, about, long_about)]
+#[command(name = "reclaimd", version, about, long_about, after_help = EXIT_STATUS_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     /// The subcommand to run.
@@ -39,6 +49,9 @@ pub enum Command {
     Scenario(crate::scenario::ScenarioArgs),
     /// Validate a config file (with RECLAIMD_* environment overrides) and print the result.
     CheckConfig(ConfigArgs),
+    /// The live view without Docker or MongoDB: a MongoDB test double, a sync and an async
+    /// daemon under one identical load, and the URL of a page that shows both as they run.
+    Demo(crate::demo::DemoArgs),
 }
 
 /// Where the config comes from.
@@ -58,12 +71,24 @@ pub struct ServeArgs {
     /// Override `mode` (sync or async).
     #[arg(long)]
     pub mode: Option<Mode>,
-    /// Override `server.listen`.
-    #[arg(long, value_name = "ADDR")]
+    /// Override `server.listen`: an IP address and port, e.g. 127.0.0.1:18080.
+    #[arg(long, value_name = "ADDR", value_parser = parse_socket_addr)]
     pub listen: Option<SocketAddr>,
-    /// Override `admin.listen`.
-    #[arg(long, value_name = "ADDR")]
+    /// Override `admin.listen`: an IP address and port, e.g. 127.0.0.1:19464.
+    #[arg(long, value_name = "ADDR", value_parser = parse_socket_addr)]
     pub admin_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    /// Override `mongodb.uri`.
+    pub mongodb: MongoArgs,
+}
+
+/// `--mongodb-uri`, shared by `serve` and `seed`.
+#[derive(Debug, Args)]
+pub struct MongoArgs {
+    /// Override `mongodb.uri`, e.g. mongodb://127.0.0.1:27117. Other local users can read
+    /// command lines: pass credentials in RECLAIMD_MONGODB__URI instead.
+    #[arg(long = "mongodb-uri", value_name = "URI")]
+    pub uri: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -72,23 +97,45 @@ pub struct SeedArgs {
     #[command(flatten)]
     /// Where the config comes from (`mongodb.*` is used).
     pub config: ConfigArgs,
+    #[command(flatten)]
+    /// Override `mongodb.uri`.
+    pub mongodb: MongoArgs,
     /// Users to create, with integer ids 1..=N.
     #[arg(long, default_value_t = 1000)]
     pub users: u64,
     /// Orders to create, spread over the users.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 10_000)]
     pub orders: u64,
 }
 
 /// Parses the command line and runs the chosen subcommand.
+///
+/// Bad arguments exit with [`EX_USAGE`] (64), as an invalid configuration does, in every
+/// subcommand; clap's own default would be 2. `--help` and `--version` exit 0.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Seed(args) => seed(args),
         Command::Load(args) => crate::load::run(args),
         Command::Scenario(args) => crate::scenario::run(args),
         Command::CheckConfig(args) => check_config(args),
+        Command::Demo(args) => crate::demo::run(args),
+    }
+}
+
+/// Prints clap's message and maps its outcome to our exit statuses: help and version go to
+/// standard output and exit 0; a usage error goes to standard error and exits 64.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    // Printing can only fail on a closed stream; the exit status still says what happened.
+    let _ = e.print();
+    if e.use_stderr() {
+        ExitCode::from(EX_USAGE)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
@@ -124,6 +171,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         mode: args.mode,
         listen: args.listen,
         admin_listen: args.admin_listen,
+        mongodb_uri: args.mongodb.uri,
     };
     let (config, source) = match load_config(&args.config, overrides) {
         Ok(c) => c,
@@ -145,7 +193,11 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 fn seed(args: SeedArgs) -> ExitCode {
-    let (config, _) = match load_config(&args.config, Overrides::default()) {
+    let overrides = Overrides {
+        mongodb_uri: args.mongodb.uri,
+        ..Overrides::default()
+    };
+    let (config, _) = match load_config(&args.config, overrides) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -35,6 +35,7 @@ pub const DEFAULT_PATH: &str = "config/reclaimd.toml";
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Which dispatcher serves new requests. Live: applies to new requests at once.
+    #[serde(deserialize_with = "de_mode")]
     pub mode: Mode,
     /// `[server]`: the app listener and connection handling.
     pub server: ServerConfig,
@@ -53,6 +54,8 @@ pub struct Config {
     pub workload: WorkloadConfig,
     /// `[telemetry]`: spans.
     pub telemetry: TelemetryConfig,
+    /// `[live]`: the live view on the admin listener.
+    pub live: LiveConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -60,8 +63,10 @@ pub struct Config {
 /// `[server]`: the app listener and connection handling.
 pub struct ServerConfig {
     /// The app listener.
+    #[serde(deserialize_with = "de_addr")]
     pub listen: SocketAddr,
     /// Connections beyond this wait in the kernel's accept backlog.
+    #[serde(deserialize_with = "de_count")]
     pub max_connections: usize,
     /// A client that has not sent a full request head within this time is disconnected.
     #[serde(deserialize_with = "de_duration")]
@@ -71,6 +76,7 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// Threads of the HTTP runtime (accepting, parsing, writing responses). Handlers never
     /// run there, in either mode, so the comparison isolates how handlers run.
+    #[serde(deserialize_with = "de_count")]
     pub http_threads: usize,
 }
 
@@ -79,8 +85,10 @@ pub struct ServerConfig {
 /// `[admin]`: the admin listener.
 pub struct AdminConfig {
     /// Serves /metrics, /healthz, /readyz and /admin/mode.
+    #[serde(deserialize_with = "de_addr")]
     pub listen: SocketAddr,
     /// Bearer token for `PUT /admin/mode`; empty disables it.
+    #[serde(deserialize_with = "de_secret")]
     pub token: String,
 }
 
@@ -89,6 +97,7 @@ pub struct AdminConfig {
 /// `[sync]`: the sync dispatcher.
 pub struct SyncConfig {
     /// OS threads in the pool; each runs one request start to finish.
+    #[serde(deserialize_with = "de_count")]
     pub workers: usize,
 }
 
@@ -97,6 +106,7 @@ pub struct SyncConfig {
 /// `[async]`: the async dispatcher.
 pub struct AsyncConfig {
     /// Threads of the tokio runtime that runs handlers.
+    #[serde(deserialize_with = "de_count")]
     pub worker_threads: usize,
 }
 
@@ -106,8 +116,10 @@ pub struct AsyncConfig {
 pub struct LimitsConfig {
     /// Requests allowed to wait for a worker (sync) or a first poll (async) before new ones
     /// are shed with 503.
+    #[serde(deserialize_with = "de_count")]
     pub max_queue: usize,
     /// Requests in progress at once in async mode (they hold memory, not threads).
+    #[serde(deserialize_with = "de_count")]
     pub max_in_flight: usize,
     /// Arrival to response; past it the client gets 504.
     #[serde(deserialize_with = "de_duration")]
@@ -122,6 +134,7 @@ pub struct LimitsConfig {
     #[serde(deserialize_with = "de_duration")]
     pub body_read_timeout: Duration,
     /// Larger request bodies get 413.
+    #[serde(deserialize_with = "de_count")]
     pub max_body_bytes: usize,
 }
 
@@ -155,11 +168,14 @@ impl LimitsConfig {
 /// `[mongodb]`: the database.
 pub struct MongoConfig {
     /// Connection string. Never logged or sent to clients (it may hold credentials).
+    #[serde(deserialize_with = "de_secret")]
     pub uri: String,
     /// Database holding `users` and `orders`.
+    #[serde(deserialize_with = "de_string")]
     pub database: String,
     /// Driver connection pool size, per client. The driver's default (10) would cap async
     /// concurrency at 10 DB calls in flight.
+    #[serde(deserialize_with = "de_count")]
     pub max_pool_size: u32,
     /// How long the driver looks for a server before failing a call; short, so that an
     /// outage answers 503 quickly instead of after the driver's 30 s default.
@@ -176,10 +192,13 @@ pub struct MongoConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct WorkloadConfig {
     /// `GET /api/users/{id}`: one segment after the user is fetched.
+    #[serde(deserialize_with = "de_ms")]
     pub user_compute_ms: f64,
     /// `GET /api/users/{id}/report`: each of its two segments (access check, summary).
+    #[serde(deserialize_with = "de_ms")]
     pub report_compute_ms: f64,
     /// `POST /api/orders`: one segment between validating the user and the insert.
+    #[serde(deserialize_with = "de_ms")]
     pub order_compute_ms: f64,
 }
 
@@ -189,7 +208,31 @@ pub struct WorkloadConfig {
 pub struct TelemetryConfig {
     /// Create spans (exported over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set).
     /// Metrics never depend on it. Off to benchmark the overhead of tracing.
+    #[serde(deserialize_with = "de_bool")]
     pub spans: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+/// `[live]`: the live view (`GET /live` and its stream `/live/events`, admin listener).
+pub struct LiveConfig {
+    /// Serve the page and its stream.
+    pub enabled: bool,
+    /// Streams open at once; more get 503.
+    pub max_viewers: usize,
+    /// Each stream's bytes per second at most, at any load: requests are sampled and lanes
+    /// coarsened in time to stay within it.
+    pub max_stream_bytes_per_second: usize,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            enabled: true,
+            max_viewers: 4,
+            max_stream_bytes_per_second: 200_000,
+        }
+    }
 }
 
 impl Default for Config {
@@ -204,6 +247,7 @@ impl Default for Config {
             mongodb: MongoConfig::default(),
             workload: WorkloadConfig::default(),
             telemetry: TelemetryConfig::default(),
+            live: LiveConfig::default(),
         }
     }
 }
@@ -282,9 +326,18 @@ impl Default for TelemetryConfig {
     }
 }
 
-/// A configuration that could not be loaded; the message names the bad key or file.
+/// A configuration that could not be loaded. The message is one line (log search is by line)
+/// and names where the bad value came from: `FILE:LINE`, `environment variable NAME` or
+/// `flag --NAME`, then the key and what it must be.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigError(pub String);
+
+impl ConfigError {
+    fn new(message: impl Into<String>) -> Self {
+        let message: String = message.into();
+        ConfigError(message.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
+}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -303,6 +356,21 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     /// `--admin-listen`.
     pub admin_listen: Option<SocketAddr>,
+    /// `--mongodb-uri`.
+    pub mongodb_uri: Option<String>,
+}
+
+impl Overrides {
+    /// The flag that set `key`, if one did.
+    fn flag_for(&self, key: &str) -> Option<&'static str> {
+        match key {
+            "mode" if self.mode.is_some() => Some("--mode"),
+            "server.listen" if self.listen.is_some() => Some("--listen"),
+            "admin.listen" if self.admin_listen.is_some() => Some("--admin-listen"),
+            "mongodb.uri" if self.mongodb_uri.is_some() => Some("--mongodb-uri"),
+            _ => None,
+        }
+    }
 }
 
 /// Where the configuration comes from; kept so that a reload re-reads the same layers.
@@ -337,7 +405,7 @@ impl Source {
     /// and writing it, and applying it would reset every key to its default.
     pub fn reload(&self) -> Result<Config, ConfigError> {
         match std::fs::read_to_string(&self.path) {
-            Ok(text) if text.trim().is_empty() => Err(ConfigError(format!(
+            Ok(text) if text.trim().is_empty() => Err(ConfigError::new(format!(
                 "{} is empty (caught mid-write?); not applied",
                 self.path.display()
             ))),
@@ -351,8 +419,8 @@ impl Source {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.required => String::new(),
             Err(e) => {
-                return Err(ConfigError(format!(
-                    "cannot read config file {}: {e}",
+                return Err(ConfigError::new(format!(
+                    "{}: cannot read the config file: {e}",
                     self.path.display()
                 )))
             }
@@ -363,20 +431,41 @@ impl Source {
 }
 
 impl Config {
-    /// Builds a config from TOML text, environment variables and CLI overrides.
+    /// Builds a config from TOML text (read from `origin`), environment variables and CLI
+    /// overrides.
+    ///
+    /// Each layer is checked on its own first, so that an error names the line of the file,
+    /// or the variable, that holds the bad value; range checks run on the merged result and
+    /// name the layer that set the key last.
     pub fn from_layers(
         toml_text: &str,
         origin: &str,
         env: &BTreeMap<String, String>,
         overrides: &Overrides,
     ) -> Result<Config, ConfigError> {
-        let mut table: toml::Table = toml_text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError(format!("{origin}: {e}")))?;
+        let file = FileLayer {
+            path: origin,
+            text: toml_text,
+        };
+        let mut table: toml::Table = toml_text.parse().map_err(|e| file.syntax_error(&e))?;
+        toml::from_str::<Config>(toml_text).map_err(|e| file.error(&e))?;
+
+        let mut env_keys = Vec::new();
         for (name, value) in env {
-            apply_env(&mut table, name, value)?;
+            let in_env =
+                |why: String| ConfigError::new(format!("environment variable {name}: {why}"));
+            let mut alone = toml::Table::new();
+            let Some(key) = apply_env(&mut alone, name, value).map_err(in_env)? else {
+                continue;
+            };
+            Config::deserialize(alone).map_err(|e| in_env(describe(Some(&key), e.message())))?;
+            apply_env(&mut table, name, value).map_err(in_env)?;
+            env_keys.push((name.as_str(), key));
         }
-        let mut config = Config::deserialize(table).map_err(|e| ConfigError(format!("{e}")))?;
+        // Each layer is valid alone and keys are independent, so this cannot fail on a value.
+        let mut config = Config::deserialize(table)
+            .map_err(|e| ConfigError::new(describe(None, e.message())))?;
+
         if let Some(mode) = overrides.mode {
             config.mode = mode;
         }
@@ -386,19 +475,45 @@ impl Config {
         if let Some(listen) = overrides.admin_listen {
             config.admin.listen = listen;
         }
-        config.validate()?;
+        if let Some(uri) = &overrides.mongodb_uri {
+            config.mongodb.uri.clone_from(uri);
+        }
+        config.check().map_err(|invalid| {
+            let key = invalid.key;
+            let source = if let Some(flag) = overrides.flag_for(key) {
+                format!("flag {flag}: ")
+            } else if let Some((name, _)) = env_keys
+                .iter()
+                .rev()
+                .find(|(_, k)| key == k || key.starts_with(&format!("{k}.")))
+            {
+                format!("environment variable {name}: ")
+            } else if let Some(line) = file.line_of_key(key) {
+                format!("{origin}:{line}: ")
+            } else {
+                String::new()
+            };
+            ConfigError::new(format!("{source}{invalid}"))
+        })?;
         Ok(config)
     }
 
-    /// Checks ranges that types alone do not.
+    /// Checks ranges that types alone do not. The message names the key, not where it was
+    /// set; [`Config::from_layers`] adds that.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let count = |key: &str, v: usize, max: usize| {
+        self.check()
+            .map_err(|invalid| ConfigError::new(invalid.to_string()))
+    }
+
+    fn check(&self) -> Result<(), Invalid> {
+        let count = |key: &'static str, v: usize, max: usize| {
             if (1..=max).contains(&v) {
                 Ok(())
             } else {
-                Err(ConfigError(format!(
-                    "invalid `{key}`: must be between 1 and {max} (got {v})"
-                )))
+                Err(Invalid::new(
+                    key,
+                    format!("must be between 1 and {max} (got {v})"),
+                ))
             }
         };
         count("sync.workers", self.sync.workers, 4096)?;
@@ -425,6 +540,16 @@ impl Config {
             self.mongodb.max_pool_size as usize,
             MAX_POOL_SIZE,
         )?;
+        count("live.max_viewers", self.live.max_viewers, 1000)?;
+        if !(20_000..=100_000_000).contains(&self.live.max_stream_bytes_per_second) {
+            return Err(Invalid::new(
+                "live.max_stream_bytes_per_second",
+                format!(
+                    "must be between 20000 and 100000000 (got {})",
+                    self.live.max_stream_bytes_per_second
+                ),
+            ));
+        }
         // Durations are added to `Instant`s; bounding them keeps that arithmetic exact.
         for (key, d, min) in [
             (
@@ -452,23 +577,32 @@ impl Config {
             ("mongodb.connect_timeout", self.mongodb.connect_timeout, MS),
         ] {
             if d < min || d > MAX_DURATION {
-                return Err(ConfigError(format!(
-                    "invalid `{key}`: must be between {} and 1h (got {d:?})",
-                    if min.is_zero() { "0" } else { "1ms" }
-                )));
+                return Err(Invalid::new(
+                    key,
+                    format!(
+                        "must be between {} and 1h (got {d:?})",
+                        if min.is_zero() { "0" } else { "1ms" }
+                    ),
+                ));
             }
         }
-        let err = |key: &str, why: &str| Err(ConfigError(format!("invalid `{key}`: {why}")));
         if !self.mongodb.uri.starts_with("mongodb://")
             && !self.mongodb.uri.starts_with("mongodb+srv://")
         {
-            return err(
+            // The value is not shown: a connection string may hold credentials.
+            return Err(Invalid::new(
                 "mongodb.uri",
                 "must start with mongodb:// or mongodb+srv://",
-            );
+            ));
         }
         if self.mongodb.database.is_empty() || self.mongodb.database.contains(['/', '.', ' ']) {
-            return err("mongodb.database", "must be a plain database name");
+            return Err(Invalid::new(
+                "mongodb.database",
+                format!(
+                    "must be a plain database name, without '/', '.' or spaces (got {:?})",
+                    self.mongodb.database
+                ),
+            ));
         }
         for (key, ms) in [
             ("workload.user_compute_ms", self.workload.user_compute_ms),
@@ -479,7 +613,10 @@ impl Config {
             ("workload.order_compute_ms", self.workload.order_compute_ms),
         ] {
             if !(0.0..=10_000.0).contains(&ms) {
-                return err(key, "must be between 0 and 10000 (milliseconds)");
+                return Err(Invalid::new(
+                    key,
+                    format!("must be between 0 and 10000 milliseconds (got {ms:?})"),
+                ));
             }
         }
         Ok(())
@@ -500,19 +637,151 @@ impl Config {
         check(self.limits != new.limits, "limits.*");
         check(self.mongodb != new.mongodb, "mongodb.*");
         check(self.telemetry != new.telemetry, "telemetry.*");
+        check(self.live != new.live, "live.*");
         keys
     }
 }
 
-fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<(), ConfigError> {
+/// A value out of its range: the key (`sync.workers`) and what it must be.
+#[derive(Debug)]
+struct Invalid {
+    key: &'static str,
+    why: String,
+}
+
+impl Invalid {
+    fn new(key: &'static str, why: impl Into<String>) -> Self {
+        Invalid {
+            key,
+            why: why.into(),
+        }
+    }
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.key, self.why)
+    }
+}
+
+/// The config file's text, for pointing at the line of a key or an error.
+struct FileLayer<'a> {
+    path: &'a str,
+    text: &'a str,
+}
+
+impl FileLayer<'_> {
+    /// `FILE:LINE: key what-is-wrong`, from a parse or deserialization error of this file.
+    fn error(&self, e: &toml::de::Error) -> ConfigError {
+        let Some(span) = e.span() else {
+            return ConfigError::new(format!("{}: {}", self.path, describe(None, e.message())));
+        };
+        let key = toml::de::DeTable::parse(self.text)
+            .ok()
+            .and_then(|table| key_at(table.get_ref(), span.start))
+            .map(|path| path.join("."));
+        ConfigError::new(format!(
+            "{}:{}: {}",
+            self.path,
+            line_of(self.text, span.start),
+            describe(key.as_deref(), e.message())
+        ))
+    }
+
+    /// `FILE:LINE: not valid TOML: ...`.
+    fn syntax_error(&self, e: &toml::de::Error) -> ConfigError {
+        let line = e
+            .span()
+            .map(|span| format!(":{}", line_of(self.text, span.start)))
+            .unwrap_or_default();
+        ConfigError::new(format!(
+            "{}{line}: not valid TOML: {}",
+            self.path,
+            e.message()
+        ))
+    }
+
+    /// The line `key` (`sync.workers`) is set on, when the file sets it.
+    fn line_of_key(&self, key: &str) -> Option<usize> {
+        let doc = toml::de::DeTable::parse(self.text).ok()?;
+        let mut table = doc.get_ref();
+        let mut parts = key.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let (k, v) = table.iter().find(|(k, _)| k.get_ref() == part)?;
+            if parts.peek().is_none() {
+                return Some(line_of(self.text, k.span().start));
+            }
+            table = v.get_ref().as_table()?;
+        }
+        None
+    }
+}
+
+/// 1-based line number of byte offset `at`.
+fn line_of(text: &str, at: usize) -> usize {
+    text.get(..at)
+        .map_or(1, |before| before.matches('\n').count() + 1)
+}
+
+/// The dotted key whose name or value covers byte offset `at`, searching nested tables first.
+fn key_at(table: &toml::de::DeTable<'_>, at: usize) -> Option<Vec<String>> {
+    for (k, v) in table.iter() {
+        if let Some(inner) = v.get_ref().as_table() {
+            if let Some(mut path) = key_at(inner, at) {
+                path.insert(0, k.get_ref().to_string());
+                return Some(path);
+            }
+        }
+        if k.span().contains(&at) || v.span().contains(&at) {
+            return Some(vec![k.get_ref().to_string()]);
+        }
+    }
+    None
+}
+
+/// Phrases a deserialization message about `key` for a person: the key first, and serde's
+/// own wording (`unknown field`, `expected struct SyncConfig`) in the config's words.
+fn describe(key: Option<&str>, message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        // "workerz`, expected `workers`"
+        let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let full = match key {
+            Some(k) if k == field || k.ends_with(&format!(".{field}")) => k.to_string(),
+            Some(k) => format!("{k}.{field}"),
+            None => field.to_string(),
+        };
+        return format!("unknown key `{full}`{expected}");
+    }
+    if message.contains("expected struct") {
+        let key = key.unwrap_or("this key");
+        return format!("{key} must be a section ([{key}]), not a single value");
+    }
+    match key {
+        Some(k) => format!("{k} {message}"),
+        None => message.to_string(),
+    }
+}
+
+/// Keys whose environment value is always taken as text, never as a TOML number or boolean
+/// (a numeric token or database name stays exactly as written).
+const TEXT_KEYS: [&str; 3] = ["admin.token", "mongodb.uri", "mongodb.database"];
+
+/// Sets the key a `RECLAIMD_*` variable names in `table`; returns that key (`sync.workers`),
+/// or `None` for variables that are not config keys.
+fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<Option<String>, String> {
     let Some(rest) = name.strip_prefix("RECLAIMD_") else {
-        return Ok(());
+        return Ok(None);
     };
     if rest.starts_with("TEST_") {
-        return Ok(());
+        return Ok(None);
     }
-    let parsed = parse_env_value(value);
     let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+    let key = path.join(".");
+    let parsed = if TEXT_KEYS.contains(&key.as_str()) {
+        toml::Value::String(value.into())
+    } else {
+        parse_env_value(value)
+    };
     match path.as_slice() {
         [key] if !key.is_empty() => {
             table.insert(key.clone(), parsed);
@@ -522,17 +791,15 @@ fn apply_env(table: &mut toml::Table, name: &str, value: &str) -> Result<(), Con
                 .entry(section.clone())
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             let toml::Value::Table(section_table) = entry else {
-                return Err(ConfigError(format!("{name}: `{section}` is not a section")));
+                return Err(format!("`{section}` is not a section"));
             };
             section_table.insert(key.clone(), parsed);
         }
         _ => {
-            return Err(ConfigError(format!(
-                "{name}: expected RECLAIMD_<KEY> or RECLAIMD_<SECTION>__<KEY>"
-            )))
+            return Err("expected RECLAIMD_<KEY> or RECLAIMD_<SECTION>__<KEY>".to_string());
         }
     }
-    Ok(())
+    Ok(Some(key))
 }
 
 fn parse_env_value(value: &str) -> toml::Value {
@@ -566,9 +833,138 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(n * scale).map_err(|_| format!("{s:?} is too long"))
 }
 
+/// Parses a listen address: an IP address and a port. Host names are refused rather than
+/// looked up, so the address bound is the one written; the message says so.
+pub fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
+    s.trim().parse().map_err(|_| {
+        let hint = match s.rsplit_once(':') {
+            None => "; the port is missing".to_string(),
+            Some((host, _)) if host.parse::<std::net::IpAddr>().is_err() && !host.starts_with('[') => {
+                let ip = if host == "localhost" { "127.0.0.1" } else { "its IP address" };
+                format!("; host names are not looked up: write {ip} instead of {host:?}")
+            }
+            Some(_) => String::new(),
+        };
+        format!(
+            "must be an IP address and port such as \"127.0.0.1:8080\" or \"0.0.0.0:8080\" (got {s:?}){hint}"
+        )
+    })
+}
+
+/// A value as the user wrote it, for "(got ...)".
+fn shown(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => format!("{s:?}"),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => format!("{f:?}"),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Datetime(d) => d.to_string(),
+        toml::Value::Array(_) => "a list".to_string(),
+        toml::Value::Table(_) => "a table".to_string(),
+    }
+}
+
+// Field deserializers: each takes any TOML value and says, in the config's words, what the
+// key must be and what it got (serde's own messages say `expected usize`).
+
+fn de_mode<'de, D: Deserializer<'de>>(d: D) -> Result<Mode, D::Error> {
+    let v = toml::Value::deserialize(d)?;
+    match v.as_str().map(str::parse::<Mode>) {
+        Some(Ok(mode)) => Ok(mode),
+        _ => Err(serde::de::Error::custom(format!(
+            "must be \"sync\" or \"async\" (got {})",
+            shown(&v)
+        ))),
+    }
+}
+
+fn de_count<'de, D: Deserializer<'de>, T: TryFrom<i64>>(d: D) -> Result<T, D::Error> {
+    let v = toml::Value::deserialize(d)?;
+    match v.as_integer() {
+        Some(i) if i >= 0 => {
+            T::try_from(i).map_err(|_| serde::de::Error::custom(format!("is too large (got {i})")))
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "must be a whole number ≥ 0 (got {})",
+            shown(&v)
+        ))),
+    }
+}
+
+fn de_ms<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let v = toml::Value::deserialize(d)?;
+    match v {
+        toml::Value::Float(f) => Ok(f),
+        #[allow(clippy::cast_precision_loss)] // milliseconds far below 2^52
+        toml::Value::Integer(i) => Ok(i as f64),
+        other => Err(serde::de::Error::custom(format!(
+            "must be a number of milliseconds such as 2.0 (got {})",
+            shown(&other)
+        ))),
+    }
+}
+
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_duration(&s).map_err(serde::de::Error::custom)
+    const WHAT: &str = "must be a duration such as \"500ms\", \"10s\" or \"2m\"";
+    let v = toml::Value::deserialize(d)?;
+    let secs = match &v {
+        toml::Value::String(s) => {
+            return parse_duration(s).map_err(|e| serde::de::Error::custom(format!("{WHAT}: {e}")))
+        }
+        // A bare number is seconds, as in a string.
+        #[allow(clippy::cast_precision_loss)]
+        toml::Value::Integer(i) if *i >= 0 => *i as f64,
+        toml::Value::Float(f) if *f >= 0.0 => *f,
+        other => {
+            return Err(serde::de::Error::custom(format!(
+                "{WHAT} (got {})",
+                shown(other)
+            )))
+        }
+    };
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| serde::de::Error::custom(format!("{WHAT} (got {}): too long", shown(&v))))
+}
+
+fn de_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let v = toml::Value::deserialize(d)?;
+    match v.as_str() {
+        Some(s) => parse_socket_addr(s).map_err(serde::de::Error::custom),
+        None => Err(serde::de::Error::custom(format!(
+            "must be an IP address and port in quotes, such as \"127.0.0.1:8080\" (got {})",
+            shown(&v)
+        ))),
+    }
+}
+
+fn de_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match toml::Value::deserialize(d)? {
+        toml::Value::String(s) => Ok(s),
+        other => Err(serde::de::Error::custom(format!(
+            "must be text in quotes (got {})",
+            shown(&other)
+        ))),
+    }
+}
+
+/// A string that may hold a credential: a bad value is never echoed.
+fn de_secret<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match toml::Value::deserialize(d)? {
+        toml::Value::String(s) => Ok(s),
+        _ => Err(serde::de::Error::custom(
+            "must be text in quotes (the value is not shown: it may be a credential)",
+        )),
+    }
+}
+
+fn de_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    match toml::Value::deserialize(d)? {
+        toml::Value::Boolean(b) => Ok(b),
+        other => Err(serde::de::Error::custom(format!(
+            "must be true or false (got {})",
+            shown(&other)
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -622,31 +1018,243 @@ mod tests {
         assert_eq!(c.mode, Mode::Sync);
     }
 
+    /// Every message is one line, names where the value came from and the key, and says
+    /// what the key must be in words, not Rust types.
     #[test]
-    fn errors_name_the_bad_key() {
-        let e = load("mode = \"turbo\"", &[]).unwrap_err().0;
-        assert!(e.contains("turbo"), "{e}");
-        let e = load("[sync]\nworkerz = 3", &[]).unwrap_err().0;
-        assert!(e.contains("workerz"), "{e}");
-        let e = load("[sync]\nworkers = 0", &[]).unwrap_err().0;
-        assert!(e.contains("sync.workers"), "{e}");
-        let e = load("[limits]\nrequest_timeout = \"10 parsecs\"", &[])
-            .unwrap_err()
-            .0;
+    fn errors_name_the_source_the_key_and_what_it_must_be() {
+        let env = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let err = |text: &str, vars: &[(&str, &str)], overrides: &Overrides| {
+            Config::from_layers(text, "my.toml", &env(vars), overrides)
+                .unwrap_err()
+                .0
+        };
+        let none = Overrides::default();
+        for (text, vars, expected) in [
+            (
+                "mode = 1",
+                &[][..],
+                r#"my.toml:1: mode must be "sync" or "async" (got 1)"#,
+            ),
+            (
+                "\nmode = \"turbo\"",
+                &[],
+                r#"my.toml:2: mode must be "sync" or "async" (got "turbo")"#,
+            ),
+            (
+                "[sync]\nworkers = \"many\"",
+                &[],
+                r#"my.toml:2: sync.workers must be a whole number ≥ 0 (got "many")"#,
+            ),
+            (
+                "[limits]\nmax_queue = 2.5",
+                &[],
+                "my.toml:2: limits.max_queue must be a whole number ≥ 0 (got 2.5)",
+            ),
+            (
+                "[sync]\nworkerz = 3",
+                &[],
+                "my.toml:2: unknown key `sync.workerz`, expected `workers`",
+            ),
+            (
+                "sync = 3",
+                &[],
+                "my.toml:1: sync must be a section ([sync]), not a single value",
+            ),
+            (
+                "[sync]\n\nworkers = 0",
+                &[],
+                "my.toml:3: sync.workers must be between 1 and 4096 (got 0)",
+            ),
+            (
+                "[server]\nlisten = \"localhost:8080\"",
+                &[],
+                r#"my.toml:2: server.listen must be an IP address and port such as "127.0.0.1:8080" or "0.0.0.0:8080" (got "localhost:8080"); host names are not looked up: write 127.0.0.1 instead of "localhost""#,
+            ),
+            (
+                "[limits]\nrequest_timeout = \"10 parsecs\"",
+                &[],
+                r#"my.toml:2: limits.request_timeout must be a duration such as "500ms", "10s" or "2m": "10 parsecs": unknown unit "parsecs" (use ms, s, m or h)"#,
+            ),
+            (
+                "[telemetry]\nspans = \"yes\"",
+                &[],
+                r#"my.toml:2: telemetry.spans must be true or false (got "yes")"#,
+            ),
+            (
+                "mode = ",
+                &[],
+                "my.toml:1: not valid TOML: string values must be quoted, expected literal string",
+            ),
+            (
+                "",
+                &[("RECLAIMD_MODE", "bogus")],
+                r#"environment variable RECLAIMD_MODE: mode must be "sync" or "async" (got "bogus")"#,
+            ),
+            (
+                "[sync]\nworkers = 2",
+                &[("RECLAIMD_SYNC__WORKERS", "many")],
+                r#"environment variable RECLAIMD_SYNC__WORKERS: sync.workers must be a whole number ≥ 0 (got "many")"#,
+            ),
+            (
+                "[sync]\nworkers = 2",
+                &[("RECLAIMD_SYNC__WORKERS", "0")],
+                "environment variable RECLAIMD_SYNC__WORKERS: sync.workers must be between 1 and 4096 (got 0)",
+            ),
+            (
+                "",
+                &[("RECLAIMD_PORT", "tcp://10.0.0.1:80")],
+                "environment variable RECLAIMD_PORT: unknown key `port`, expected one of `mode`, `server`, `admin`, `sync`, `async`, `limits`, `mongodb`, `workload`, `telemetry`, `live`",
+            ),
+            (
+                "",
+                &[("RECLAIMD_SYNC__WORKERS__X", "1")],
+                "environment variable RECLAIMD_SYNC__WORKERS__X: expected RECLAIMD_<KEY> or RECLAIMD_<SECTION>__<KEY>",
+            ),
+        ] {
+            let e = err(text, vars, &none);
+            assert_eq!(e, expected, "{text:?} {vars:?}");
+        }
+        // A flag names itself.
+        let flag = Overrides {
+            mongodb_uri: Some("postgres://db".into()),
+            ..Overrides::default()
+        };
+        assert_eq!(
+            err("", &[], &flag),
+            "flag --mongodb-uri: mongodb.uri must start with mongodb:// or mongodb+srv://"
+        );
+        // The layer that set the key last is named: the flag over the variable over the file.
+        let e = err(
+            "[mongodb]\nuri = \"x://file\"",
+            &[("RECLAIMD_MONGODB__URI", "x://env")],
+            &Overrides::default(),
+        );
         assert!(
-            e.contains("request_timeout") || e.contains("parsecs"),
+            e.starts_with("environment variable RECLAIMD_MONGODB__URI:"),
             "{e}"
         );
-        let e = load("", &[("RECLAIMD_SYNC__WORKERS", "many")])
+        assert!(err("[mongodb]\nuri = \"x://file\"", &[], &none).starts_with("my.toml:2:"));
+    }
+
+    #[test]
+    fn error_messages_never_echo_credentials() {
+        let env: BTreeMap<String, String> = [(
+            "RECLAIMD_MONGODB__URI".to_string(),
+            "postgres://user:hunter2@db".to_string(),
+        )]
+        .into();
+        let e = Config::from_layers("", "t", &env, &Overrides::default())
             .unwrap_err()
             .0;
-        assert!(e.contains("workers"), "{e}");
-        let e = load("", &[("RECLAIMD_MONGODB__URI", "postgres://x")])
+        assert!(e.contains("mongodb.uri") && !e.contains("hunter2"), "{e}");
+        let e = load("[admin]\ntoken = 1234", &[]).unwrap_err().0;
+        assert!(e.contains("admin.token") && !e.contains("1234"), "{e}");
+    }
+
+    #[test]
+    fn environment_values_take_the_key_s_type() {
+        // Text keys keep the variable's text exactly, even when it reads as a number.
+        let c = load(
+            "",
+            &[
+                ("RECLAIMD_ADMIN__TOKEN", "0123"),
+                ("RECLAIMD_MONGODB__DATABASE", "2024"),
+                // A bare number of seconds is a duration, as in the file.
+                ("RECLAIMD_LIMITS__REQUEST_TIMEOUT", "12"),
+                ("RECLAIMD_SERVER__DRAIN_TIMEOUT", "0.5"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.admin.token, "0123");
+        assert_eq!(c.mongodb.database, "2024");
+        assert_eq!(c.limits.request_timeout, Duration::from_secs(12));
+        assert_eq!(c.server.drain_timeout, Duration::from_millis(500));
+        let c = load("[limits]\nrequest_timeout = 3", &[]).unwrap();
+        assert_eq!(c.limits.request_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn every_message_is_one_line_in_plain_words() {
+        let long = format!("[sync]\nworkers = \"{}\nx\"", "a".repeat(10));
+        for text in [
+            "mode = 1",
+            "mode = [1, 2]",
+            "[sync]\nworkers = -1",
+            "[mongodb]\nmax_pool_size = 1.5",
+            "[workload]\nuser_compute_ms = \"fast\"",
+            "[server]\nlisten = 8080",
+            "[server]\nlisten = \"::1:80\"",
+            "[limits]\nrequest_timeout = true",
+            "[[sync]]\nworkers = 1",
+            "[sync\nworkers = 1",
+            "mode = \"sync\"\nmode = \"async\"",
+            long.as_str(),
+        ] {
+            let e = load(text, &[]).unwrap_err().0;
+            assert!(!e.contains('\n'), "{text:?}: {e}");
+            assert!(e.starts_with("test.toml:"), "{text:?}: {e}");
+            for rust in [
+                "usize",
+                "u32",
+                "f64",
+                "invalid type",
+                "unit variant",
+                "struct",
+            ] {
+                assert!(!e.contains(rust), "{text:?}: {e}");
+            }
+        }
+    }
+
+    /// A rejected reload is logged with this message: one line, with the file and line.
+    #[test]
+    fn a_rejected_reload_names_the_file_and_line_on_one_line() {
+        let path =
+            std::env::temp_dir().join(format!("reclaimd-reload-{}.toml", std::process::id()));
+        let source = Source::new(Some(&path), Overrides::default());
+        std::fs::write(&path, "mode = \"sync\"\n[sync\nworkers = 2\n").unwrap();
+        let syntax = source.reload().unwrap_err().0;
+        std::fs::write(&path, "mode = \"sync\"\n\n[limits]\nmax_queue = -5\n").unwrap();
+        let value = source.reload().unwrap_err().0;
+        std::fs::write(&path, "  \n").unwrap();
+        let empty = source.reload().unwrap_err().0;
+        let _ = std::fs::remove_file(&path);
+        let shown = path.display().to_string();
+        assert!(
+            syntax.starts_with(&format!("{shown}:2: not valid TOML: ")),
+            "{syntax}"
+        );
+        assert_eq!(
+            value,
+            format!("{shown}:4: limits.max_queue must be a whole number ≥ 0 (got -5)")
+        );
+        assert!(empty.contains("is empty"), "{empty}");
+        for e in [syntax, value, empty] {
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn listen_addresses_need_an_ip_and_a_port() {
+        assert_eq!(
+            parse_socket_addr("127.0.0.1:8080"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 8080)))
+        );
+        assert!(parse_socket_addr("[::1]:8080").is_ok());
+        let e = parse_socket_addr("db.example:80").unwrap_err();
+        assert!(
+            e.contains("(got \"db.example:80\")") && e.contains("write its IP address"),
+            "{e}"
+        );
+        assert!(parse_socket_addr(":8080").is_err());
+        assert!(parse_socket_addr("8080")
             .unwrap_err()
-            .0;
-        assert!(e.contains("mongodb.uri"), "{e}");
-        let e = load("mode = ", &[]).unwrap_err().0;
-        assert!(e.contains("test.toml"), "{e}");
+            .ends_with("the port is missing"));
     }
 
     #[test]

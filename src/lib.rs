@@ -11,6 +11,9 @@
 //! - [`observe`]: measurement core, Prometheus metrics, runtime metrics, spans, telemetry.
 //! - [`load`]: `reclaimd load`, the open-loop load generator.
 //! - [`scenario`]: `reclaimd scenario`, replays the lecture's three requests.
+//! - `live`: the live view (`/live` on the admin listener): thread lanes and requests as they
+//!   happen, streamed to the browser.
+//! - [`demo`]: `reclaimd demo`, the live view without Docker or MongoDB.
 //! - [`process`]: exit statuses, runtimes, the shutdown signal.
 
 #![warn(missing_docs)]
@@ -18,6 +21,8 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod demo;
+mod live;
 pub mod load;
 pub mod observe;
 pub mod process;

@@ -1,10 +1,15 @@
 //! Process plumbing the subcommands share: exit statuses, tokio runtimes, and the shutdown
 //! signal.
 
-/// Exit status for an invalid configuration or usage (sysexits EX_USAGE).
+// Exit statuses, the same in every subcommand (`reclaimd --help` lists them, and so does the
+// README). 0 is success, including `--help` and `--version`; 1 is a run that failed for
+// another reason (serve cannot bind, a scenario request failed).
+
+/// Bad arguments, in any subcommand, or an invalid configuration (sysexits EX_USAGE). Clap's
+/// own status for bad arguments, 2, is mapped to this.
 pub const EX_USAGE: u8 = 64;
-/// Exit status when a needed service (MongoDB, a load target) is unavailable
-/// (sysexits EX_UNAVAILABLE).
+/// A needed service is unavailable (sysexits EX_UNAVAILABLE): `seed` cannot reach MongoDB,
+/// or `load` got no successful response from a target.
 pub const EX_UNAVAILABLE: u8 = 69;
 
 /// A multi-thread runtime with `threads` workers (`None`: one per core) named `name`, or

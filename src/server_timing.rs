@@ -4,11 +4,14 @@
 //! it back. Durations are in milliseconds, as the W3C spec requires:
 //!
 //! ```text
-//! Server-Timing: queue;dur=0.012, compute;dur=2.104, db;dur=40.551, sched;dur=0.003, total;dur=42.790, mode;desc="async"
+//! Server-Timing: queue;dur=0.012, compute;dur=2.104, db;dur=40.551, sched;dur=0.003, total;dur=42.790, reclaimed;dur=1.630, mode;desc="async"
 //! ```
 //!
 //! `total` is the handler's total time, arrival to response; `queue + compute + db + sched`
-//! adds up to it.
+//! adds up to it. `reclaimed` is the part of `compute` that ran while at least one other
+//! request of the same mode was waiting on MongoDB (the request's own share of
+//! `reclaimd_reclaimed_seconds_total`): Σ reclaimed ÷ Σ compute over responses is the
+//! headline, the share of compute done inside other requests' DB waits.
 
 use std::fmt;
 use std::time::Duration;
@@ -28,6 +31,9 @@ pub struct ServerTiming {
     pub sched: Duration,
     /// Arrival to response.
     pub total: Duration,
+    /// The part of `compute` that ran while another request of the same mode waited on
+    /// MongoDB; `None` when the header has no `reclaimed` entry (an older daemon).
+    pub reclaimed: Option<Duration>,
     /// The mode the request was served in, if the header named one.
     pub mode: Option<Mode>,
 }
@@ -47,6 +53,9 @@ impl fmt::Display for ServerTiming {
             ms(self.sched),
             ms(self.total)
         )?;
+        if let Some(reclaimed) = self.reclaimed {
+            write!(f, ", reclaimed;dur={:.3}", ms(reclaimed))?;
+        }
         if let Some(mode) = self.mode {
             write!(f, ", mode;desc=\"{mode}\"")?;
         }
@@ -83,6 +92,10 @@ impl ServerTiming {
                 "db" => &mut timing.db,
                 "sched" => &mut timing.sched,
                 "total" => &mut timing.total,
+                "reclaimed" => {
+                    timing.reclaimed = Some(dur.ok_or_else(|| format!("{name:?} has no dur"))?);
+                    continue;
+                }
                 "mode" => {
                     timing.mode = desc.map(str::parse).transpose()?;
                     continue;
@@ -107,14 +120,24 @@ mod tests {
             db: Duration::from_micros(40551),
             sched: Duration::from_micros(3),
             total: Duration::from_micros(42790),
+            reclaimed: Some(Duration::from_micros(1630)),
             mode: Some(Mode::Async),
         };
         let header = t.to_string();
         assert_eq!(
             header,
-            "queue;dur=0.012, compute;dur=2.104, db;dur=40.551, sched;dur=0.003, total;dur=42.790, mode;desc=\"async\""
+            "queue;dur=0.012, compute;dur=2.104, db;dur=40.551, sched;dur=0.003, total;dur=42.790, reclaimed;dur=1.630, mode;desc=\"async\""
         );
         assert_eq!(ServerTiming::parse(&header).unwrap(), t);
+    }
+
+    #[test]
+    fn a_header_without_reclaimed_parses_as_unknown_not_zero() {
+        let t = ServerTiming::parse("compute;dur=2, total;dur=3").unwrap();
+        assert_eq!(t.reclaimed, None);
+        let t = ServerTiming::parse("compute;dur=2, reclaimed;dur=0").unwrap();
+        assert_eq!(t.reclaimed, Some(Duration::ZERO));
+        assert!(ServerTiming::parse("reclaimed").is_err());
     }
 
     #[test]

@@ -20,10 +20,10 @@ use std::time::Duration;
 
 use opentelemetry::trace::{SpanId, SpanKind};
 use opentelemetry::Value;
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider, SpanData};
 use reclaimd::api::Mode;
 use reclaimd::config::Config;
-use reclaimd::observe::telemetry::TelemetryGuard;
+use reclaimd::observe::telemetry::{RootSampler, SpanExport, TelemetryGuard};
 use reclaimd::serve::Server;
 
 use poll::eventually;
@@ -35,10 +35,11 @@ fn exporter() -> &'static InMemorySpanExporter {
     &INSTALLED
         .get_or_init(|| {
             let exporter = InMemorySpanExporter::default();
-            let provider = SdkTracerProvider::builder()
-                .with_simple_exporter(exporter.clone())
-                .build();
-            let guard = reclaimd::observe::telemetry::init_with_provider(Some(provider));
+            let export = SpanExport {
+                provider: SdkTracerProvider::builder().with_simple_exporter(exporter.clone()),
+                sampler: RootSampler::new(Sampler::AlwaysOn),
+            };
+            let guard = reclaimd::observe::telemetry::init_with_export(Some(export));
             assert!(
                 guard.exporting(),
                 "a global subscriber was already installed"

@@ -1,6 +1,7 @@
 #!/bin/sh
-# One-shot: (re)sets the latency toxic on toxiproxy's `mongo` proxy from MONGO_LATENCY_MS and
-# MONGO_JITTER_MS. Idempotent, so `docker compose up -d` after editing .env applies new values.
+# (Re)sets the latency toxic on toxiproxy's `mongo` proxy from MONGO_LATENCY_MS and
+# MONGO_JITTER_MS, once. Idempotent. Compose runs it from keep-latency.sh (which re-applies it
+# after toxiproxy restarts); the Kubernetes demo runs it as a Job.
 set -eu
 api="${TOXIPROXY_API:-http://toxiproxy:8474}"
 latency="${MONGO_LATENCY_MS:-20}"

@@ -6,6 +6,7 @@
 //!
 //! Without `--uri` the server runs in this process (its own 2-thread runtime); with `--uri`
 //! it measures a separately started `mongo-wire` (or any MongoDB).
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -15,12 +15,12 @@ use crate::query::{self, as_i64, Projection};
 
 /// A pipeline whose stage documents were checked to hold exactly one field each; each stage's
 /// own arguments are checked when it runs.
-pub struct Pipeline<'a> {
+pub(crate) struct Pipeline<'a> {
     stages: Vec<(&'a str, &'a Bson)>,
 }
 
 impl<'a> Pipeline<'a> {
-    pub fn parse(stages: &[&'a Document]) -> QResult<Pipeline<'a>> {
+    pub(crate) fn parse(stages: &[&'a Document]) -> QResult<Pipeline<'a>> {
         let mut out = Vec::with_capacity(stages.len());
         for s in stages {
             if s.len() != 1 {
@@ -39,7 +39,7 @@ impl<'a> Pipeline<'a> {
 
     /// Splits off a leading `$match` filter, for the store to scan with; the rest runs in
     /// [`Pipeline::run`].
-    pub fn take_leading_match(&mut self) -> Option<&'a Document> {
+    pub(crate) fn take_leading_match(&mut self) -> Option<&'a Document> {
         match self.stages.first() {
             Some(&("$match", Bson::Document(f))) => {
                 self.stages.remove(0);
@@ -50,7 +50,7 @@ impl<'a> Pipeline<'a> {
     }
 
     /// Runs every (remaining) stage in order.
-    pub fn run(&self, mut docs: Vec<Document>) -> QResult<Vec<Document>> {
+    pub(crate) fn run(&self, mut docs: Vec<Document>) -> QResult<Vec<Document>> {
         for (name, spec) in &self.stages {
             docs = run_stage(docs, name, spec)?;
         }
@@ -250,7 +250,7 @@ fn group(docs: Vec<Document>, spec: &Document) -> QResult<Vec<Document>> {
 
 /// Rejects expression operators this double does not implement (anything but `$literal`), so
 /// they fail loudly instead of being treated as plain objects.
-pub fn check_expr(expr: &Bson) -> QResult<()> {
+pub(crate) fn check_expr(expr: &Bson) -> QResult<()> {
     match expr {
         Bson::Document(d) => {
             for (k, v) in d {
@@ -275,7 +275,7 @@ pub fn check_expr(expr: &Bson) -> QResult<()> {
 
 /// Evaluates an aggregation expression: `"$path"`, `"$$ROOT"`, `{$literal: v}`, nested
 /// objects and arrays of expressions, or a constant. `None` means "missing".
-pub fn eval_expr(doc: &Document, expr: &Bson) -> Option<Bson> {
+pub(crate) fn eval_expr(doc: &Document, expr: &Bson) -> Option<Bson> {
     match expr {
         Bson::String(s) if s == "$$ROOT" || s == "$$CURRENT" => Some(Bson::Document(doc.clone())),
         Bson::String(s) if s.starts_with("$$") => None,

@@ -18,8 +18,8 @@ use crate::update;
 use crate::wire::{MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE};
 
 /// Wire version advertised: MongoDB 7.0 (the Rust driver accepts 8..=25+; pymongo 4 needs ≥ 7).
-pub const MAX_WIRE_VERSION: i32 = 21;
-pub const SERVER_VERSION: &str = "7.0.0";
+pub(crate) const MAX_WIRE_VERSION: i32 = 21;
+pub(crate) const SERVER_VERSION: &str = "7.0.0";
 const DEFAULT_BATCH: usize = 101;
 /// MongoDB caps a batch at 16 MiB of documents.
 const BATCH_BYTES: usize = MAX_BSON_OBJECT_SIZE;
@@ -29,7 +29,7 @@ const MAX_OPEN_CURSORS: usize = 10_000;
 
 /// Handshake and monitoring commands: exempt from injected latency and not "data commands"
 /// in the in-flight counters. Faults still apply to them.
-pub fn is_handshake(name: &str) -> bool {
+pub(crate) fn is_handshake(name: &str) -> bool {
     matches!(
         name,
         "hello"
@@ -61,7 +61,7 @@ struct Cursor {
 }
 
 /// The command engine: the store and open cursors. Shared by all connections.
-pub struct Engine {
+pub(crate) struct Engine {
     store: RwLock<Store>,
     cursors: Mutex<HashMap<i64, Cursor>>,
     next_cursor: AtomicI64,
@@ -170,7 +170,7 @@ fn take_batch(docs: &mut VecDeque<Document>, limit: usize) -> Vec<Bson> {
 
 impl Engine {
     /// Runs one command and returns its reply (errors are `ok: 0` replies).
-    pub fn run(&self, db: &str, body: &Document, connection_id: i64) -> Document {
+    pub(crate) fn run(&self, db: &str, body: &Document, connection_id: i64) -> Document {
         let name = body.keys().next().map(String::as_str).unwrap_or("");
         let result = match name {
             "hello" | "isMaster" | "ismaster" => Ok(hello(name, connection_id)),

@@ -6,7 +6,7 @@ use bson::{doc, Document};
 
 /// A command failure, rendered as `{ok: 0, errmsg, code, codeName}`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct CmdError {
+pub(crate) struct CmdError {
     pub code: i32,
     pub code_name: &'static str,
     pub msg: String,
@@ -15,7 +15,7 @@ pub struct CmdError {
 }
 
 impl CmdError {
-    pub fn new(code: i32, code_name: &'static str, msg: impl Into<String>) -> Self {
+    pub(crate) fn new(code: i32, code_name: &'static str, msg: impl Into<String>) -> Self {
         CmdError {
             code,
             code_name,
@@ -23,24 +23,24 @@ impl CmdError {
             extra: None,
         }
     }
-    pub fn with_key(mut self, key_pattern: Document, key_value: Document) -> Self {
+    pub(crate) fn with_key(mut self, key_pattern: Document, key_value: Document) -> Self {
         self.extra = Some(Box::new(
             doc! { "keyPattern": key_pattern, "keyValue": key_value },
         ));
         self
     }
-    pub fn bad_value(msg: impl Into<String>) -> Self {
+    pub(crate) fn bad_value(msg: impl Into<String>) -> Self {
         CmdError::new(2, "BadValue", msg)
     }
-    pub fn type_mismatch(msg: impl Into<String>) -> Self {
+    pub(crate) fn type_mismatch(msg: impl Into<String>) -> Self {
         CmdError::new(14, "TypeMismatch", msg)
     }
-    pub fn failed_to_parse(msg: impl Into<String>) -> Self {
+    pub(crate) fn failed_to_parse(msg: impl Into<String>) -> Self {
         CmdError::new(9, "FailedToParse", msg)
     }
 
     /// The whole reply of a failed command.
-    pub fn reply(&self) -> Document {
+    pub(crate) fn reply(&self) -> Document {
         let mut d = doc! {
             "ok": 0.0, "errmsg": self.msg.clone(), "code": self.code, "codeName": self.code_name,
         };
@@ -51,7 +51,7 @@ impl CmdError {
     }
 
     /// One entry of a write command's `writeErrors` array.
-    pub fn write_error(&self, index: usize) -> bson::Bson {
+    pub(crate) fn write_error(&self, index: usize) -> bson::Bson {
         let mut d = doc! { "index": index as i32, "code": self.code, "errmsg": self.msg.clone() };
         if let Some(extra) = &self.extra {
             d.extend(extra.as_ref().clone());
@@ -60,4 +60,4 @@ impl CmdError {
     }
 }
 
-pub type QResult<T> = Result<T, CmdError>;
+pub(crate) type QResult<T> = Result<T, CmdError>;

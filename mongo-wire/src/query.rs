@@ -49,11 +49,11 @@ fn as_num(v: &Bson) -> Option<Num> {
     }
 }
 
-pub fn is_number(v: &Bson) -> bool {
+pub(crate) fn is_number(v: &Bson) -> bool {
     matches!(v, Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_))
 }
 
-pub fn as_f64(v: &Bson) -> Option<f64> {
+pub(crate) fn as_f64(v: &Bson) -> Option<f64> {
     match v {
         Bson::Int32(i) => Some(*i as f64),
         Bson::Int64(i) => Some(*i as f64),
@@ -63,7 +63,7 @@ pub fn as_f64(v: &Bson) -> Option<f64> {
 }
 
 /// An integer option value as MongoDB accepts it (any numeric type).
-pub fn as_i64(v: &Bson) -> Option<i64> {
+pub(crate) fn as_i64(v: &Bson) -> Option<i64> {
     match v {
         Bson::Int32(i) => Some(*i as i64),
         Bson::Int64(i) => Some(*i),
@@ -73,7 +73,7 @@ pub fn as_i64(v: &Bson) -> Option<i64> {
 }
 
 /// Numeric addition with MongoDB's type promotion (int32 → int64 on overflow → double).
-pub fn add_numbers(a: &Bson, b: &Bson) -> Option<Bson> {
+pub(crate) fn add_numbers(a: &Bson, b: &Bson) -> Option<Bson> {
     Some(match (a, b) {
         (Bson::Int32(x), Bson::Int32(y)) => match x.checked_add(*y) {
             Some(s) => Bson::Int32(s),
@@ -127,7 +127,7 @@ fn cmp_nums(a: Num, b: Num) -> Ordering {
 }
 
 /// Total order over BSON values as MongoDB sorts them.
-pub fn cmp_bson(a: &Bson, b: &Bson) -> Ordering {
+pub(crate) fn cmp_bson(a: &Bson, b: &Bson) -> Ordering {
     let (ra, rb) = (type_rank(a), type_rank(b));
     if ra != rb {
         return ra.cmp(&rb);
@@ -181,13 +181,13 @@ fn cmp_docs(x: &Document, y: &Document) -> Ordering {
     x.len().cmp(&y.len())
 }
 
-pub fn bson_eq(a: &Bson, b: &Bson) -> bool {
+pub(crate) fn bson_eq(a: &Bson, b: &Bson) -> bool {
     type_rank(a) == type_rank(b) && cmp_bson(a, b) == Ordering::Equal
 }
 
 /// Appends a canonical byte key for `v`: values MongoDB considers equal (5, 5i64, 5.0) give
 /// the same bytes. Used for the `_id` and secondary indexes and for `$group` keys.
-pub fn index_key(v: &Bson, out: &mut Vec<u8>) {
+pub(crate) fn index_key(v: &Bson, out: &mut Vec<u8>) {
     out.push(type_rank(v));
     match v {
         Bson::Int32(_) | Bson::Int64(_) | Bson::Double(_) => match as_num(v) {
@@ -238,14 +238,14 @@ pub fn index_key(v: &Bson, out: &mut Vec<u8>) {
     }
 }
 
-pub fn key_of(v: &Bson) -> Vec<u8> {
+pub(crate) fn key_of(v: &Bson) -> Vec<u8> {
     let mut out = Vec::with_capacity(16);
     index_key(v, &mut out);
     out
 }
 
 /// The value at a dotted path, without array expansion (sort keys, group keys, projection).
-pub fn lookup<'a>(doc: &'a Document, path: &str) -> Option<&'a Bson> {
+pub(crate) fn lookup<'a>(doc: &'a Document, path: &str) -> Option<&'a Bson> {
     let mut parts = path.split('.');
     let mut cur = doc.get(parts.next()?)?;
     for p in parts {
@@ -311,7 +311,7 @@ fn eq_any(values: &[&Bson], target: &Bson) -> bool {
     values.iter().any(|v| bson_eq(v, target))
 }
 
-pub fn is_operator_doc(v: &Bson) -> Option<&Document> {
+pub(crate) fn is_operator_doc(v: &Bson) -> Option<&Document> {
     match v {
         Bson::Document(d) if d.keys().next().is_some_and(|k| k.starts_with('$')) => Some(d),
         _ => None,
@@ -319,7 +319,7 @@ pub fn is_operator_doc(v: &Bson) -> Option<&Document> {
 }
 
 /// Does `doc` match the query `filter`?
-pub fn matches(doc: &Document, filter: &Document) -> QResult<bool> {
+pub(crate) fn matches(doc: &Document, filter: &Document) -> QResult<bool> {
     for (key, cond) in filter {
         let ok = match key.as_str() {
             "$and" | "$or" | "$nor" => {
@@ -443,7 +443,7 @@ fn eval_operator(values: &[&Bson], op: &str, operand: &Bson) -> QResult<bool> {
 
 /// Equality conditions of a filter on `field` (plain value, `$eq` or `$in`), used to pick
 /// index candidates. `None`: the filter does not pin the field.
-pub fn equality_values(filter: &Document, field: &str) -> Option<Vec<Bson>> {
+pub(crate) fn equality_values(filter: &Document, field: &str) -> Option<Vec<Bson>> {
     let cond = filter.get(field)?;
     match is_operator_doc(cond) {
         None => Some(vec![cond.clone()]),
@@ -463,7 +463,7 @@ pub fn equality_values(filter: &Document, field: &str) -> Option<Vec<Bson>> {
 
 // ---------------------------------------------------------------- sort
 
-pub fn parse_sort(spec: &Document) -> QResult<Vec<(String, bool)>> {
+pub(crate) fn parse_sort(spec: &Document) -> QResult<Vec<(String, bool)>> {
     spec.iter()
         .map(|(k, v)| match as_f64(v) {
             Some(1.0) => Ok((k.clone(), true)),
@@ -475,7 +475,7 @@ pub fn parse_sort(spec: &Document) -> QResult<Vec<(String, bool)>> {
         .collect()
 }
 
-pub fn sort_docs(docs: &mut [Document], keys: &[(String, bool)]) {
+pub(crate) fn sort_docs(docs: &mut [Document], keys: &[(String, bool)]) {
     if keys.is_empty() {
         return;
     }
@@ -502,7 +502,7 @@ enum Node {
 
 /// Field paths deeper than BSON itself may nest are refused: the path walkers recurse once
 /// per component, and a hostile `a.a.a…` key must not exhaust the stack.
-pub const MAX_PATH_PARTS: usize = crate::wire::MAX_BSON_DEPTH;
+pub(crate) const MAX_PATH_PARTS: usize = crate::wire::MAX_BSON_DEPTH;
 
 fn path_too_deep(path: &str) -> bool {
     path.bytes().filter(|b| *b == b'.').count() >= MAX_PATH_PARTS
@@ -565,7 +565,7 @@ fn include_tree(doc: &Document, tree: &HashMap<String, Node>) -> Document {
 }
 
 /// Removes `path` (in every document of an array on the way); missing paths are no-ops.
-pub fn remove_path(doc: &mut Document, path: &str) {
+pub(crate) fn remove_path(doc: &mut Document, path: &str) {
     if path_too_deep(path) {
         return;
     }
@@ -588,7 +588,7 @@ pub fn remove_path(doc: &mut Document, path: &str) {
 }
 
 /// Sets `path`, creating intermediate documents. Fails if a parent is not a document.
-pub fn set_path(doc: &mut Document, path: &str, value: Bson) -> QResult<()> {
+pub(crate) fn set_path(doc: &mut Document, path: &str, value: Bson) -> QResult<()> {
     if path_too_deep(path) {
         return Err(path_error(path));
     }
@@ -614,7 +614,7 @@ pub fn set_path(doc: &mut Document, path: &str, value: Bson) -> QResult<()> {
 }
 
 /// A parsed `projection` (find) or `$project` stage.
-pub struct Projection {
+pub(crate) struct Projection {
     include: Option<HashMap<String, Node>>,
     exclude: Vec<String>,
     computed: Vec<(String, Bson)>,
@@ -622,7 +622,7 @@ pub struct Projection {
 }
 
 impl Projection {
-    pub fn parse(spec: &Document) -> QResult<Projection> {
+    pub(crate) fn parse(spec: &Document) -> QResult<Projection> {
         let mut inc = HashMap::new();
         let mut any_inc = false;
         let mut exclude = Vec::new();
@@ -668,7 +668,7 @@ impl Projection {
         })
     }
 
-    pub fn apply(&self, doc: &Document) -> Document {
+    pub(crate) fn apply(&self, doc: &Document) -> Document {
         match &self.include {
             Some(tree) => {
                 let mut out = include_tree(doc, tree);

@@ -56,7 +56,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub fn new(addr: SocketAddr, opts: &crate::Options) -> Shared {
+    pub(crate) fn new(addr: SocketAddr, opts: &crate::Options) -> Shared {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -83,7 +83,7 @@ impl Shared {
         }
     }
 
-    pub fn set_latency(&self, latency: Duration, jitter: Duration) {
+    pub(crate) fn set_latency(&self, latency: Duration, jitter: Duration) {
         self.latency_ns.store(nanos(latency), Ordering::Relaxed);
         self.jitter_ns.store(nanos(jitter), Ordering::Relaxed);
     }
@@ -108,13 +108,13 @@ impl Shared {
         Duration::from_nanos(base.saturating_add(extra))
     }
 
-    pub fn set_stall(&self, stall: bool) {
+    pub(crate) fn set_stall(&self, stall: bool) {
         self.stall.store(stall, Ordering::SeqCst);
     }
 
     /// Returns whether the fault took effect within [`FAULT_ACK_TIMEOUT`] (re-binding the port
     /// can fail while another process holds it; the accept loop keeps trying).
-    pub fn set_refuse(&self, refuse: bool) -> bool {
+    pub(crate) fn set_refuse(&self, refuse: bool) -> bool {
         self.refuse.store(refuse, Ordering::SeqCst);
         self.control.notify_one();
         let guard = lock(&self.listening);
@@ -137,7 +137,7 @@ impl Shared {
     }
 
     /// Returns whether every connection open at the call closed within [`FAULT_ACK_TIMEOUT`].
-    pub fn drop_connections(&self) -> bool {
+    pub(crate) fn drop_connections(&self) -> bool {
         let newest = self.next_conn.load(Ordering::SeqCst);
         self.drop_tx.send_modify(|epoch| *epoch += 1);
         let guard = lock(&self.conns);
@@ -151,7 +151,7 @@ impl Shared {
         !timeout.timed_out()
     }
 
-    pub fn open_connections(&self) -> usize {
+    pub(crate) fn open_connections(&self) -> usize {
         lock(&self.conns).len()
     }
 
@@ -175,12 +175,12 @@ impl Shared {
             .fetch_add(1, Ordering::Relaxed);
     }
 
-    pub fn command_count(&self, name: &str) -> u64 {
+    pub(crate) fn command_count(&self, name: &str) -> u64 {
         let counts = self.counts.read().unwrap_or_else(|p| p.into_inner());
         counts.get(name).map_or(0, |c| c.load(Ordering::Relaxed))
     }
 
-    pub fn command_counts(&self) -> Vec<(String, u64)> {
+    pub(crate) fn command_counts(&self) -> Vec<(String, u64)> {
         let counts = self.counts.read().unwrap_or_else(|p| p.into_inner());
         let mut v: Vec<(String, u64)> = counts
             .iter()
@@ -190,15 +190,15 @@ impl Shared {
         v
     }
 
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::SeqCst)
     }
 
-    pub fn max_in_flight(&self) -> usize {
+    pub(crate) fn max_in_flight(&self) -> usize {
         self.max_in_flight.load(Ordering::SeqCst)
     }
 
-    pub fn reset_max_in_flight(&self) {
+    pub(crate) fn reset_max_in_flight(&self) {
         self.max_in_flight
             .store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
     }

@@ -10,7 +10,7 @@ use crate::error::{CmdError, QResult};
 use crate::query::{self, key_of};
 
 /// A secondary index created by `createIndexes`.
-pub struct Index {
+pub(crate) struct Index {
     pub name: String,
     pub key: Document,
     pub unique: bool,
@@ -51,7 +51,7 @@ impl Index {
 }
 
 #[derive(Default)]
-pub struct Collection {
+pub(crate) struct Collection {
     docs: BTreeMap<u64, Document>,
     next_seq: u64,
     ids: HashMap<Vec<u8>, u64>,
@@ -59,12 +59,12 @@ pub struct Collection {
 }
 
 /// Which stored documents a filter may match.
-pub enum Candidates {
+pub(crate) enum Candidates {
     All,
     Seqs(Vec<u64>),
 }
 
-pub fn duplicate_key(
+pub(crate) fn duplicate_key(
     ns: &str,
     index: &str,
     key_pattern: Document,
@@ -79,16 +79,16 @@ pub fn duplicate_key(
 }
 
 impl Collection {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.docs.len()
     }
 
-    pub fn get(&self, seq: u64) -> Option<&Document> {
+    pub(crate) fn get(&self, seq: u64) -> Option<&Document> {
         self.docs.get(&seq)
     }
 
     /// Narrows a filter to index candidates when it pins `_id` or an indexed field.
-    pub fn candidates(&self, filter: &Document) -> Candidates {
+    pub(crate) fn candidates(&self, filter: &Document) -> Candidates {
         if let Some(vals) = query::equality_values(filter, "_id") {
             let mut seqs: Vec<u64> = vals
                 .iter()
@@ -116,7 +116,7 @@ impl Collection {
     }
 
     /// Calls `f` on each matching document in natural order until it returns false.
-    pub fn scan(
+    pub(crate) fn scan(
         &self,
         filter: &Document,
         mut f: impl FnMut(u64, &Document) -> bool,
@@ -197,7 +197,7 @@ impl Collection {
     }
 
     /// Inserts a document that already has an `_id`.
-    pub fn insert(&mut self, ns: &str, doc: Document) -> QResult<()> {
+    pub(crate) fn insert(&mut self, ns: &str, doc: Document) -> QResult<()> {
         self.check_unique(ns, &doc, None)?;
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -206,7 +206,7 @@ impl Collection {
         Ok(())
     }
 
-    pub fn replace(&mut self, ns: &str, seq: u64, doc: Document) -> QResult<()> {
+    pub(crate) fn replace(&mut self, ns: &str, seq: u64, doc: Document) -> QResult<()> {
         self.check_unique(ns, &doc, Some(seq))?;
         if let Some(old) = self.docs.remove(&seq) {
             self.unindex_doc(seq, &old);
@@ -216,7 +216,7 @@ impl Collection {
         Ok(())
     }
 
-    pub fn remove(&mut self, seq: u64) {
+    pub(crate) fn remove(&mut self, seq: u64) {
         if let Some(old) = self.docs.remove(&seq) {
             self.unindex_doc(seq, &old);
         }
@@ -224,7 +224,7 @@ impl Collection {
 
     /// Adds an index; an existing one with the same name or key is kept (MongoDB's no-op).
     /// Returns whether an index was created.
-    pub fn create_index(
+    pub(crate) fn create_index(
         &mut self,
         ns: &str,
         name: String,
@@ -265,16 +265,16 @@ impl Collection {
 
 /// All databases: db name → collection name → collection.
 #[derive(Default)]
-pub struct Store {
+pub(crate) struct Store {
     pub dbs: HashMap<String, HashMap<String, Collection>>,
 }
 
 impl Store {
-    pub fn collection(&self, db: &str, coll: &str) -> Option<&Collection> {
+    pub(crate) fn collection(&self, db: &str, coll: &str) -> Option<&Collection> {
         self.dbs.get(db)?.get(coll)
     }
 
-    pub fn collection_mut(&mut self, db: &str, coll: &str) -> &mut Collection {
+    pub(crate) fn collection_mut(&mut self, db: &str, coll: &str) -> &mut Collection {
         self.dbs
             .entry(db.to_string())
             .or_default()

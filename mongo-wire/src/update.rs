@@ -14,7 +14,7 @@ fn is_operator_update(u: &Document) -> bool {
 }
 
 /// Applies an update document (operators or a replacement) to `doc` in place.
-pub fn apply_update(doc: &mut Document, update: &Document, is_insert: bool) -> QResult<()> {
+pub(crate) fn apply_update(doc: &mut Document, update: &Document, is_insert: bool) -> QResult<()> {
     let original_id = doc.get("_id").cloned();
     if !is_operator_update(update) {
         let mut new = Document::new();
@@ -108,7 +108,7 @@ fn immutable_id() -> CmdError {
 }
 
 /// The document an upsert starts from: the filter's equality conditions.
-pub fn upsert_seed(filter: &Document) -> Document {
+pub(crate) fn upsert_seed(filter: &Document) -> Document {
     let mut out = Document::new();
     seed_into(filter, &mut out);
     out

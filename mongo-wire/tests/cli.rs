@@ -2,6 +2,7 @@
 //! prints, with `--stdin-control` each control line on standard input is acknowledged by one
 //! line on standard output once it is in effect, and without it standard input is never read
 //! (a background job in an interactive shell keeps serving).
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -1,5 +1,6 @@
 //! The real `mongodb` driver (async client) runs every supported operation against the
 //! double (or a real MongoDB when `RECLAIMD_TEST_MONGODB_URI` is set) and checks results.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

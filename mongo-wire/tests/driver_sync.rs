@@ -1,5 +1,6 @@
 //! The `mongodb::sync` client (as reclaimd's sync mode uses it) runs every supported
 //! operation against the double, or a real MongoDB when `RECLAIMD_TEST_MONGODB_URI` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Injected latency and faults, as the real driver sees them, and robustness against
 //! malformed input. These run against the double only (a real MongoDB cannot be told to
 //! fail), except the unknown-command check which lives in the driver tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Property tests: the frame and BSON command parser never panics, whatever the bytes, and
 //! valid messages round-trip.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use mongo_wire::wire::{self, Framing};
 use mongodb::bson::{doc, Bson, Document};

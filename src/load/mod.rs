@@ -16,7 +16,7 @@ use std::future::Future;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -25,6 +25,7 @@ use hyper::Request;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -32,7 +33,7 @@ pub use schedule::{Arrival, Arrivals, Mix, Schedule};
 pub use stats::{LoadReport, Outcome, TargetReport, TargetStats};
 
 use crate::api::Route;
-use crate::process;
+use crate::process::{self, EX_UNAVAILABLE, EX_USAGE};
 use crate::server_timing::ServerTiming;
 
 /// The in-flight cap's upper bound: each in-flight request may hold a connection (a file
@@ -43,7 +44,12 @@ const MAX_IN_FLIGHT_LIMIT: u32 = 1_000_000;
 #[derive(Debug, Clone, clap::Args)]
 #[command(
     after_help = "Example:\n  reclaimd load --target http://127.0.0.1:8080 --rate 200 \
-    --duration 30s --mix report=2,user=1\n\nBad arguments exit with status 2."
+    --duration 30s --mix report=2,user=1\n\n\
+    Once the schedule is played, the run waits for the requests still in flight, each for at \
+    most --timeout, before printing the table.\n\n\
+    Exit status: 0 when every target answered at least one request with a 2xx; 64 for bad \
+    arguments (including an unwritable --json file); 69 when no request to some target \
+    succeeded (nothing listening, every request failed or timed out)."
 )]
 pub struct LoadArgs {
     /// Base URL of a daemon's app listener; repeat to drive several targets with the identical
@@ -222,9 +228,7 @@ impl TargetState {
     }
 
     fn stats(&self) -> MutexGuard<'_, TargetStats> {
-        // A panic while holding the lock cannot leave counters half-updated in a way that
-        // matters more than losing the whole report.
-        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+        self.stats.lock()
     }
 }
 
@@ -293,38 +297,83 @@ async fn send(
         stats.record_sent(sent_at - intended);
         stats.record(arrival.route, &outcome, done - intended, timing);
     }
-    let mut last = target
-        .last_completion
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let mut last = target.last_completion.lock();
     *last = Some(last.map_or(done, |l| l.max(done)));
     // Released only once the outcome is counted: the end of the run waits for all permits.
     drop(permit);
 }
 
-fn progress_line(targets: &[Arc<TargetState>], since: Duration) -> String {
-    let mut line = format!("t+{:>4.0}s", since.as_secs_f64());
-    for (i, t) in targets.iter().enumerate() {
+/// One target's share of the progress line.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct ProgressCounts {
+    ok: u64,
+    errors: u64,
+    in_flight: u64,
+    /// p50 and p99 over every 2xx response since the start.
+    p50_p99: Option<(Duration, Duration)>,
+}
+
+impl ProgressCounts {
+    fn of(t: &TargetState) -> Self {
         let s = t.stats();
-        let done = s.ok + s.errors_total();
-        let in_flight = s.scheduled - done;
-        line.push_str(&format!(
-            "  [{}] sent {} ok {} errors {} in-flight {}",
-            i + 1,
-            s.scheduled,
-            s.ok,
-            s.errors_total(),
-            in_flight
-        ));
-        if let Some((p50, p99)) = s.p50_p99() {
-            line.push_str(&format!(
-                " p50 {} p99 {}",
-                stats::fmt_duration(p50),
-                stats::fmt_duration(p99)
-            ));
+        let errors = s.errors_total();
+        ProgressCounts {
+            ok: s.ok,
+            errors,
+            in_flight: s.scheduled.saturating_sub(s.ok + errors),
+            p50_p99: s.p50_p99(),
         }
     }
+}
+
+/// At most four characters: `9999`, `123k`, `1.2M`, `123M`, `12G`, `1T+`.
+fn fmt_count(n: u64) -> String {
+    #[allow(clippy::cast_precision_loss)] // a display rounding, of counts far below 2^52
+    let x = n as f64;
+    match n {
+        0..=9_999 => n.to_string(),
+        10_000..=999_499 => format!("{:.0}k", x / 1e3),
+        999_500..=9_949_999 => format!("{:.1}M", x / 1e6),
+        9_950_000..=999_499_999 => format!("{:.0}M", x / 1e6),
+        999_500_000..=999_499_999_999 => format!("{:.0}G", x / 1e9),
+        _ => "1T+".to_string(),
+    }
+}
+
+/// The live progress line: per target, responses ok, errors, requests in flight, and the
+/// latency p50/p99 of every 2xx response since the start (labelled so: they are cumulative,
+/// not of the last second). Counts are abbreviated so that two targets fit in 120 columns.
+fn progress_line(counts: &[ProgressCounts], since: Duration) -> String {
+    let mut line = format!("t+{:>4.0}s", since.as_secs_f64());
+    for (i, c) in counts.iter().enumerate() {
+        line.push_str(&format!(
+            "  [{}] {} ok {} err {} open",
+            i + 1,
+            fmt_count(c.ok),
+            fmt_count(c.errors),
+            fmt_count(c.in_flight),
+        ));
+        match c.p50_p99 {
+            Some((p50, p99)) => line.push_str(&format!(
+                " {}/{}",
+                stats::fmt_duration(p50),
+                stats::fmt_duration(p99)
+            )),
+            None => line.push_str(" -/-"),
+        }
+    }
+    line.push_str("  p50/p99 since start");
     line
+}
+
+/// `30s`, `0.5s`: a duration as the user would write it on the command line.
+fn humantime_secs(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
+}
+
+fn progress_now(targets: &[Arc<TargetState>], since: Duration) -> String {
+    let counts: Vec<ProgressCounts> = targets.iter().map(|t| ProgressCounts::of(t)).collect();
+    progress_line(&counts, since)
 }
 
 /// Runs the schedule against every target until its duration is played (or `shutdown`
@@ -351,7 +400,7 @@ pub async fn run_load(
             let mut tick = tokio::time::interval_at(start + period, period);
             loop {
                 tick.tick().await;
-                let line = progress_line(&targets, start.elapsed());
+                let line = progress_now(&targets, start.elapsed());
                 if progress == Progress::Redraw {
                     eprint!("\r\x1b[2K{line}");
                 } else {
@@ -415,21 +464,56 @@ pub async fn run_load(
     }
     let played = played_until.unwrap_or_else(|| start.elapsed());
 
-    // All permits back means every request has finished (each is bounded by the timeout).
-    for target in &targets {
-        let _all = target.in_flight.acquire_many(plan.max_in_flight).await;
+    // Requests still in flight are waited for, each at most `timeout`: that is why a run can
+    // take longer than its --duration. A wait of more than a second is announced.
+    let wait_start = Instant::now();
+    let all_back = async {
+        // All permits back means every request has finished (each is bounded by the timeout).
+        for target in &targets {
+            let _all = target.in_flight.acquire_many(plan.max_in_flight).await;
+        }
+    };
+    tokio::pin!(all_back);
+    let long_wait = tokio::time::timeout(Duration::from_secs(1), &mut all_back)
+        .await
+        .is_err();
+    if long_wait {
+        if progress != Progress::Off {
+            let stragglers: usize = targets
+                .iter()
+                .map(|t| plan.max_in_flight as usize - t.in_flight.available_permits())
+                .sum();
+            eprintln!(
+                "{}schedule played in {:.1}s; waiting for {stragglers} request(s) still in \
+                 flight (each for at most --timeout {})",
+                if progress == Progress::Redraw {
+                    "\r\x1b[2K"
+                } else {
+                    ""
+                },
+                played.as_secs_f64(),
+                humantime_secs(plan.timeout),
+            );
+        }
+        all_back.await;
     }
     if let Some(task) = progress_task {
         task.abort();
         if progress == Progress::Redraw {
-            eprintln!("\r\x1b[2K{}", progress_line(&targets, start.elapsed()));
+            eprintln!("\r\x1b[2K{}", progress_now(&targets, start.elapsed()));
+        }
+        if long_wait {
+            eprintln!(
+                "waited {:.1}s after the schedule for the last responses",
+                wait_start.elapsed().as_secs_f64()
+            );
         }
     }
 
     let reports = targets
         .iter()
         .map(|t| {
-            let last = t.last_completion.lock().unwrap_or_else(|e| e.into_inner());
+            let last = t.last_completion.lock();
             let end = last.map_or(start + played, |l| l.max(start + played));
             t.stats().report(&t.base, end - start, played.as_secs_f64())
         })
@@ -455,7 +539,7 @@ pub fn run(args: LoadArgs) -> ExitCode {
             Ok(f) => Some((path.clone(), f)),
             Err(e) => {
                 eprintln!("error: cannot write --json {}: {e}", path.display());
-                return ExitCode::from(2);
+                return ExitCode::from(EX_USAGE);
             }
         },
         None => None,
@@ -473,12 +557,12 @@ pub fn run(args: LoadArgs) -> ExitCode {
         Progress::Log
     };
     eprintln!(
-        "reclaimd load: {} req/s per target ({:?} arrivals) for {}, seed {}, targets: {}",
+        "reclaimd load: {} req/s per target ({:?} arrivals) {}, seed {}, targets: {}",
         plan.rate,
         plan.arrivals,
         match plan.duration {
-            Some(d) => format!("{:.1}s", d.as_secs_f64()),
-            None => "until SIGINT/SIGTERM".to_string(),
+            Some(d) => format!("for {:.1}s", d.as_secs_f64()),
+            None => "until SIGINT/SIGTERM (Ctrl-C)".to_string(),
         },
         plan.seed,
         plan.targets.join(" ")
@@ -501,7 +585,45 @@ pub fn run(args: LoadArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    ExitCode::SUCCESS
+    let dead = dead_targets(&report);
+    for warning in &dead {
+        eprintln!("{warning}");
+    }
+    if dead.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EX_UNAVAILABLE)
+    }
+}
+
+/// One loud line per target that was sent requests and answered none with a 2xx: a table
+/// of errors alone is easy to mistake for a result.
+pub fn dead_targets(report: &LoadReport) -> Vec<String> {
+    report
+        .targets
+        .iter()
+        .filter(|t| t.scheduled > 0 && t.ok == 0)
+        .map(|t| {
+            let errors: Vec<String> = t.errors.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            let hint = if t.errors.contains_key("connect") {
+                ": is a daemon listening at that address?"
+            } else if t.errors.contains_key("timeout") {
+                ": it did not answer within --timeout"
+            } else {
+                ""
+            };
+            format!(
+                "WARNING: no request to {} succeeded ({} scheduled; errors: {}){hint}",
+                t.url,
+                t.scheduled,
+                if errors.is_empty() {
+                    "none".to_string()
+                } else {
+                    errors.join(", ")
+                }
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -552,6 +674,62 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({"user_id": 7, "amount_cents": 1234})
+        );
+    }
+
+    #[test]
+    fn counts_fit_in_four_characters() {
+        for (n, shown) in [
+            (0, "0"),
+            (9_999, "9999"),
+            (10_000, "10k"),
+            (999_499, "999k"),
+            (999_500, "1.0M"),
+            (1_234_567, "1.2M"),
+            (9_949_999, "9.9M"),
+            (9_950_000, "10M"),
+            (999_499_999, "999M"),
+            (999_500_000, "1G"),
+            (u64::MAX, "1T+"),
+        ] {
+            assert_eq!(fmt_count(n), shown, "{n}");
+        }
+        for n in [0, 7, 99_999, 5_555_555, 123_456_789, u64::MAX] {
+            assert!(fmt_count(n).chars().count() <= 4, "{n}: {}", fmt_count(n));
+        }
+    }
+
+    #[test]
+    fn progress_line_labels_cumulative_percentiles_and_fits_two_targets_in_120_columns() {
+        let busy = ProgressCounts {
+            ok: 123_456_789,
+            errors: 98_765_432,
+            in_flight: 999_999,
+            p50_p99: Some((Duration::from_millis(12_345), Duration::from_millis(29_999))),
+        };
+        let line = progress_line(&[busy, busy], Duration::from_secs(9_999));
+        assert!(
+            line.chars().count() <= 120,
+            "{} columns: {line}",
+            line.len()
+        );
+        assert!(line.ends_with("p50/p99 since start"), "{line}");
+        assert!(
+            line.contains("[1] 123M ok 99M err 1.0M open 12.3s/30.0s"),
+            "{line}"
+        );
+
+        let quiet = ProgressCounts {
+            ok: 230,
+            errors: 0,
+            in_flight: 10,
+            p50_p99: Some((Duration::from_micros(12_300), Duration::from_micros(45_600))),
+        };
+        let line = progress_line(&[quiet, ProgressCounts::default()], Duration::from_secs(12));
+        assert_eq!(
+            line,
+            "t+  12s  [1] 230 ok 0 err 10 open 12.3ms/45.6ms  [2] 0 ok 0 err 0 open -/-  \
+             p50/p99 since start"
         );
     }
 

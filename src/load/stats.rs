@@ -1,5 +1,6 @@
-//! Per-target accounting: counts, HDR latency histograms, server-side phase sums, and the
-//! report (table and JSON) built from them.
+//! Per-target accounting: counts, HDR latency histograms, server-side phase sums, the
+//! headline (reclaimed share of compute, per mode), and the report (table and JSON) built
+//! from them.
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
@@ -68,6 +69,23 @@ struct PhaseSums {
     total: f64,
 }
 
+/// Per mode: the headline sums over responses whose `Server-Timing` named the mode and
+/// carried `reclaimed`.
+#[derive(Debug, Clone, Copy, Default)]
+struct ReclaimSums {
+    responses: u64,
+    compute: f64,
+    reclaimed: f64,
+    db: f64,
+}
+
+fn mode_index(mode: Mode) -> usize {
+    match mode {
+        Mode::Sync => 0,
+        Mode::Async => 1,
+    }
+}
+
 /// Everything counted for one target while the run goes on.
 #[derive(Debug, Clone)]
 pub struct TargetStats {
@@ -83,6 +101,8 @@ pub struct TargetStats {
     pub lateness: Histogram<u64>,
     by_route: BTreeMap<Route, Histogram<u64>>,
     phases: PhaseSums,
+    /// Indexed by [`mode_index`].
+    reclaim: [ReclaimSums; 2],
     bad_server_timing: u64,
     mode: Option<Mode>,
 }
@@ -97,6 +117,7 @@ impl Default for TargetStats {
             lateness: histogram(),
             by_route: BTreeMap::new(),
             phases: PhaseSums::default(),
+            reclaim: [ReclaimSums::default(); 2],
             bad_server_timing: 0,
             mode: None,
         }
@@ -144,6 +165,13 @@ impl TargetStats {
                 p.total += t.total.as_secs_f64();
                 if t.mode.is_some() {
                     self.mode = t.mode;
+                }
+                if let (Some(mode), Some(reclaimed)) = (t.mode, t.reclaimed) {
+                    let r = &mut self.reclaim[mode_index(mode)];
+                    r.responses += 1;
+                    r.compute += t.compute.as_secs_f64();
+                    r.reclaimed += reclaimed.as_secs_f64();
+                    r.db += t.db.as_secs_f64();
                 }
             }
             Some(Err(_)) => self.bad_server_timing += 1,
@@ -204,12 +232,58 @@ impl TargetStats {
                 sched: mean(p.sched),
                 total: mean(p.total),
             },
+            headline: Mode::ALL
+                .into_iter()
+                .filter_map(|mode| Headline::of(mode, &self.reclaim[mode_index(mode)], secs))
+                .collect(),
         }
     }
 }
 
+/// The headline for one mode of one target, from the `Server-Timing` of its 2xx responses.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Headline {
+    /// The mode the responses were served in.
+    pub mode: Mode,
+    /// 2xx responses served in this mode whose `Server-Timing` carried `reclaimed`.
+    pub responses: u64,
+    /// Σ compute of those responses, in seconds.
+    pub compute_s: f64,
+    /// Σ reclaimed: the part of that compute that ran while another request of the same mode
+    /// was waiting on MongoDB, in seconds.
+    pub reclaimed_s: f64,
+    /// Reclaimed share of compute: `reclaimed_s / compute_s` (0 when there was no compute).
+    pub reclaimed_share: f64,
+    /// Σ DB wait of those responses, in seconds.
+    pub db_s: f64,
+    /// Handler threads parked in DB calls, on average over the run: in sync mode each DB wait
+    /// parks its worker thread (`db_s` ÷ run time); async threads never park (0).
+    pub parked_threads: f64,
+}
+
+impl Headline {
+    fn of(mode: Mode, r: &ReclaimSums, elapsed_s: f64) -> Option<Headline> {
+        (r.responses > 0).then(|| Headline {
+            mode,
+            responses: r.responses,
+            compute_s: r.compute,
+            reclaimed_s: r.reclaimed,
+            reclaimed_share: if r.compute > 0.0 {
+                (r.reclaimed / r.compute).clamp(0.0, 1.0)
+            } else {
+                0.0
+            },
+            db_s: r.db,
+            parked_threads: match mode {
+                Mode::Sync => r.db / elapsed_s,
+                Mode::Async => 0.0,
+            },
+        })
+    }
+}
+
 /// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Percentiles {
     /// Requests measured.
     pub count: u64,
@@ -254,7 +328,7 @@ impl Percentiles {
 }
 
 /// Means of the server-side phases (ms) over the responses that carried `Server-Timing`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PhaseMeans {
     /// Responses that carried a `Server-Timing` header.
     pub responses: u64,
@@ -273,7 +347,7 @@ pub struct PhaseMeans {
 }
 
 /// The final numbers for one target.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TargetReport {
     /// The target's base URL.
     pub url: String,
@@ -303,10 +377,13 @@ pub struct TargetReport {
     pub routes: BTreeMap<Route, Percentiles>,
     /// Means of the `Server-Timing` phases of successful requests.
     pub server_timing_ms: PhaseMeans,
+    /// The reclaimed share of compute and the threads parked in DB calls, per mode served
+    /// (two entries when the target flipped during the run), from `Server-Timing`.
+    pub headline: Vec<Headline>,
 }
 
 /// The whole run's report, as printed and as written by `--json`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LoadReport {
     /// Offered requests per second, per target.
     pub rate: f64,
@@ -478,6 +555,54 @@ impl fmt::Display for LoadReport {
             ],
             &rows,
         );
+        out.push('\n');
+        render_headline(&mut out, &self.targets);
         f.write_str(&out)
     }
+}
+
+/// The headline table: per target and mode, the reclaimed share of compute and the threads
+/// parked in DB calls.
+fn render_headline(out: &mut String, targets: &[TargetReport]) {
+    let mut rows = Vec::new();
+    for (i, t) in targets.iter().enumerate() {
+        if t.headline.is_empty() {
+            rows.push(
+                [format!("[{}]", i + 1), "-".into(), "0".into()]
+                    .into_iter()
+                    .chain(std::iter::repeat_n("-".to_string(), 4))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        for h in &t.headline {
+            rows.push(vec![
+                format!("[{}]", i + 1),
+                h.mode.to_string(),
+                h.responses.to_string(),
+                format!("{:.2}s", h.compute_s),
+                format!("{:.2}s", h.reclaimed_s),
+                format!("{:.1}%", h.reclaimed_share * 100.0),
+                format!("{:.2}", h.parked_threads),
+            ]);
+        }
+    }
+    table(
+        out,
+        &[
+            "reclaimed waiting time",
+            "mode",
+            "responses",
+            "compute",
+            "reclaimed",
+            "share of compute",
+            "threads parked in DB calls",
+        ],
+        &rows,
+    );
+    out.push_str(
+        "share of compute = Σ reclaimed ÷ Σ compute: the compute that ran while another request \
+         was waiting on MongoDB\n(0 with one sync worker). threads parked = Σ DB wait ÷ run \
+         time in sync mode, where each DB wait parks a worker;\n0 in async mode. From the \
+         Server-Timing of 2xx responses.\n",
+    );
 }

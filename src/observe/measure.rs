@@ -19,6 +19,15 @@
 //! of it: compute that ran while another request waited. The request itself is computing, not
 //! waiting, so it never counts itself. With one sync worker the clock cannot advance while the
 //! worker computes, so reclaimed time is exactly zero.
+//!
+//! The headline, *reclaimed share of compute*, is reclaimed ÷ compute, both credited together
+//! when a compute segment ends ([`ModeStats::reclaimed_and_compute`]), so the share is 0 to 1
+//! by construction: exactly 0 with one sync worker. Its cost side is [`WorkerState::Blocked`]
+//! thread time: sync workers parked in driver calls (async threads never block).
+//!
+//! Watching (`observe::watch`): a watcher installed on a mode's [`ModeStats`] (the live view)
+//! is told of every arrival and transition while it is switched on; while it is off, the cost
+//! is one relaxed atomic load per transition.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -30,6 +39,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::api::Mode;
+use crate::observe::watch::{Change, Watch};
 use crate::server_timing::ServerTiming;
 
 /// A request's phase.
@@ -102,10 +112,14 @@ pub struct ModeStats {
     in_phase: [AtomicI64; 4],
     /// Reclaimed time, in nanoseconds.
     reclaimed_ns: AtomicU64,
+    /// Compute time, in nanoseconds, credited with `reclaimed_ns` as each segment ends.
+    compute_ns: AtomicU64,
     /// Handler thread time per [`WorkerState`], in nanoseconds.
     worker_ns: [AtomicU64; 3],
     /// Integrates "at least one request of this mode waits on the DB".
     db_clock: DbWaitClock,
+    /// Who follows this mode's transitions as they happen, if anyone.
+    watch: Watch,
 }
 
 impl ModeStats {
@@ -117,9 +131,17 @@ impl ModeStats {
         self.in_phase[phase as usize].fetch_sub(1, Ordering::Relaxed);
     }
 
-    fn add_reclaimed(&self, d: Duration) {
-        if !d.is_zero() {
-            self.reclaimed_ns.fetch_add(nanos(d), Ordering::Relaxed);
+    /// Credits one finished compute segment of `compute`, of which `reclaimed` ran while
+    /// another request waited on the DB (`reclaimed ≤ compute`). Compute is added first and
+    /// read last ([`ModeStats::reclaimed_and_compute`]), so a reader never sees more
+    /// reclaimed than compute.
+    fn add_compute_segment(&self, compute: Duration, reclaimed: Duration) {
+        if !compute.is_zero() {
+            self.compute_ns.fetch_add(nanos(compute), Ordering::SeqCst);
+        }
+        if !reclaimed.is_zero() {
+            self.reclaimed_ns
+                .fetch_add(nanos(reclaimed), Ordering::SeqCst);
         }
     }
 
@@ -137,7 +159,19 @@ impl ModeStats {
 
     /// Compute run while another request of this mode waited on the DB, since start.
     pub fn reclaimed(&self) -> Duration {
-        Duration::from_nanos(self.reclaimed_ns.load(Ordering::Relaxed))
+        Duration::from_nanos(self.reclaimed_ns.load(Ordering::SeqCst))
+    }
+
+    /// Compute time of this mode's requests since start, credited as each compute segment
+    /// ends (a request's compute is counted before the request finishes).
+    pub fn compute(&self) -> Duration {
+        Duration::from_nanos(self.compute_ns.load(Ordering::SeqCst))
+    }
+
+    /// `(reclaimed, compute)` read in the order that keeps `reclaimed ≤ compute`.
+    pub fn reclaimed_and_compute(&self) -> (Duration, Duration) {
+        let reclaimed = self.reclaimed();
+        (reclaimed, self.compute())
     }
 
     /// Handler thread time in `state`, since start.
@@ -148,6 +182,11 @@ impl ModeStats {
     /// Requests of this mode waiting on the DB right now, as the reclaim clock sees them.
     pub fn waiting_db(&self) -> usize {
         self.db_clock.waiting()
+    }
+
+    /// The hook through which the live view follows this mode's transitions.
+    pub fn watch(&self) -> &Watch {
+        &self.watch
     }
 }
 
@@ -263,6 +302,7 @@ impl Timing {
             db: self.get(Phase::Db),
             sched: self.get(Phase::Sched),
             total: self.total,
+            reclaimed: Some(self.reclaimed),
             mode: Some(mode),
         }
     }
@@ -271,8 +311,13 @@ impl Timing {
 /// Follows one request through its phases; see the module docs.
 pub struct Tracker {
     stats: Arc<ModeStats>,
+    /// Unique in the process, for watchers.
+    id: u64,
     inner: Mutex<TrackerInner>,
 }
+
+/// The next [`Tracker`]'s id.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 #[derive(Debug)]
 struct TrackerInner {
@@ -294,8 +339,13 @@ impl Tracker {
     /// Starts tracking a request that arrived at `arrival`; it is queued from then on.
     pub fn new(stats: Arc<ModeStats>, arrival: Instant) -> Arc<Tracker> {
         stats.enter(Phase::Queue);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        if let Some(w) = stats.watch.get() {
+            w.arrived(id, arrival);
+        }
         Arc::new(Tracker {
             stats,
+            id,
             inner: Mutex::new(TrackerInner {
                 phase: Some(Phase::Queue),
                 arrival,
@@ -371,7 +421,7 @@ impl Tracker {
                     .saturating_sub(inner.covered_at_compute_start)
                     .min(spent);
                 inner.reclaimed += reclaimed;
-                self.stats.add_reclaimed(reclaimed);
+                self.stats.add_compute_segment(spent, reclaimed);
             }
             Phase::Db => self.stats.db_clock.exit(now),
             Phase::Queue | Phase::Sched => {}
@@ -385,6 +435,17 @@ impl Tracker {
         }
         if let Some(to) = to {
             self.stats.enter(to);
+        }
+        if let Some(w) = self.stats.watch.get() {
+            w.changed(&Change {
+                id: self.id,
+                arrival: inner.arrival,
+                from,
+                since: inner.since,
+                spent,
+                to,
+                at: now,
+            });
         }
         inner.phase = to;
         inner.since = now;
@@ -630,6 +691,33 @@ mod tests {
         let tb = b.finish(t0 + ms(21));
         assert_eq!(tb.reclaimed, ms(4));
         assert_eq!(m.mode(Mode::Async).reclaimed(), ms(6));
+        // Compute: a 0..1 and 11..13, b 2..6 and 20..21; 6 of its 8 ms were reclaimed.
+        assert_eq!(m.mode(Mode::Async).reclaimed_and_compute(), (ms(6), ms(8)));
+        // The request's own share travels in its Server-Timing header.
+        let header = tb.server_timing(Mode::Async);
+        assert_eq!(header.reclaimed, Some(ms(4)));
+        assert_eq!(header.compute, ms(5));
+    }
+
+    #[test]
+    fn one_worker_at_a_time_reclaims_nothing_but_counts_its_compute() {
+        // One sync worker: requests run one after another, so while one computes nobody waits.
+        let m = Stats::default();
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut at = t0;
+        for _ in 0..3 {
+            let t = tracker(&m, Mode::Sync, t0);
+            t.transition(Phase::Compute, at);
+            t.transition(Phase::Db, at + ms(1));
+            t.transition(Phase::Compute, at + ms(21));
+            assert_eq!(t.finish(at + ms(23)).reclaimed, Duration::ZERO);
+            at += ms(23);
+        }
+        assert_eq!(
+            m.mode(Mode::Sync).reclaimed_and_compute(),
+            (Duration::ZERO, ms(9))
+        );
     }
 
     #[test]

@@ -14,15 +14,13 @@ use parking_lot::Mutex;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    CounterVec, Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
     Registry, TextEncoder,
 };
 
 use crate::api::Mode;
 use crate::observe::measure::{ModeStats, Phase, Stats, Timing, WorkerState};
-use crate::observe::runtime::{Runtime, RuntimeCollector};
-
-const NAMESPACE: &str = "reclaimd";
+use crate::observe::prom::{advance_to, opts};
 
 /// Latency buckets, 0.5 ms to 30 s.
 const DURATION_BUCKETS: &[f64] = &[
@@ -61,10 +59,6 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
-}
-
-pub(crate) fn opts(name: &str, help: &str) -> Opts {
-    Opts::new(name, help).namespace(NAMESPACE)
 }
 
 impl Metrics {
@@ -160,7 +154,7 @@ impl Metrics {
         }
         #[cfg(target_os = "linux")]
         registry.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
+            crate::observe::process::ProcessCollector::for_self()?,
         ))?;
 
         build_info
@@ -289,39 +283,20 @@ fn status_label(status: u16) -> &'static str {
     }
 }
 
-/// Every metric family name the daemon exposes (histograms without `_bucket`/`_sum`/`_count`),
-/// for the dashboard lint.
-pub fn exported_metric_names() -> Vec<String> {
-    let metrics = Metrics::new();
-    if let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() {
-        let runtime = Runtime::new("handlers", rt.handle().clone(), None);
-        let _ = metrics.register(Box::new(RuntimeCollector::new(vec![runtime])));
-    }
-    // Make every labelled family appear at least once.
-    let t = Timing::default();
-    for mode in Mode::ALL {
-        metrics.observe_request(mode, "/api/users/{id}", 200, Duration::ZERO, &t);
-    }
-    metrics
-        .db_errors_total
-        .with_label_values(&["find", "unavailable"]);
-    metrics.set_mode(Mode::Sync);
-    let mut names: Vec<String> = metrics
-        .gather()
-        .into_iter()
-        .map(|f| f.name().to_string())
-        .collect();
-    names.sort();
-    names
-}
-
 /// Exports the measurement core's [`Stats`] at scrape time: requests in each state, queue
-/// depth, reclaimed time and handler thread time.
+/// depth, reclaimed and compute time, and handler thread time.
+///
+/// The two headline measures are ratios and rates of these counters (README, *What is
+/// measured*):
+/// - reclaimed share of compute = `rate(reclaimd_reclaimed_seconds_total)` ÷
+///   `rate(reclaimd_compute_seconds_total)`;
+/// - handler threads parked in DB calls = `rate(reclaimd_worker_seconds_total{state="blocked"})`.
 struct StatsCollector {
     stats: Arc<Stats>,
     requests_in_state: IntGaugeVec,
     queue_depth: IntGaugeVec,
     reclaimed_seconds_total: CounterVec,
+    compute_seconds_total: CounterVec,
     worker_seconds_total: CounterVec,
     /// Serialises scrapes: counters are advanced by the difference since the last one.
     scrape: Mutex<()>,
@@ -348,14 +323,21 @@ impl StatsCollector {
             reclaimed_seconds_total: CounterVec::new(
                 opts(
                     "reclaimed_seconds_total",
-                    "Compute executed while at least one other request was waiting on MongoDB: waiting time made productive.",
+                    "Compute seconds that ran while at least one other request of the same mode was waiting on MongoDB: waiting time made productive. Reclaimed share of compute = rate(this) / rate(reclaimd_compute_seconds_total): 0 with one sync worker.",
+                ),
+                &["mode"],
+            )?,
+            compute_seconds_total: CounterVec::new(
+                opts(
+                    "compute_seconds_total",
+                    "Compute seconds of this mode's requests, credited as each compute segment ends, together with reclaimd_reclaimed_seconds_total (which never exceeds it); reclaimd_phase_seconds_total{phase=\"compute\"} counts the same time when each request ends.",
                 ),
                 &["mode"],
             )?,
             worker_seconds_total: CounterVec::new(
                 opts(
                     "worker_seconds_total",
-                    "Handler thread time: busy (running code), blocked (parked in a driver call), idle.",
+                    "Handler thread time: busy (running code), blocked (parked inside a MongoDB call; sync mode only, async threads never block), idle. rate(...{state=\"blocked\"}) = handler threads parked in DB calls, on average.",
                 ),
                 &["mode", "state"],
             )?,
@@ -378,10 +360,12 @@ impl StatsCollector {
             self.queue_depth
                 .with_label_values(&[m])
                 .set(s.in_phase(Phase::Queue));
+            let (reclaimed, compute) = s.reclaimed_and_compute();
             advance_to(
                 &self.reclaimed_seconds_total.with_label_values(&[m]),
-                s.reclaimed(),
+                reclaimed,
             );
+            advance_to(&self.compute_seconds_total.with_label_values(&[m]), compute);
             for state in WorkerState::ALL {
                 advance_to(
                     &self
@@ -394,19 +378,12 @@ impl StatsCollector {
     }
 }
 
-/// Moves a counter up to `total` (a monotonic running sum kept elsewhere).
-fn advance_to(counter: &prometheus::Counter, total: Duration) {
-    let delta = total.as_secs_f64() - counter.get();
-    if delta > 0.0 {
-        counter.inc_by(delta);
-    }
-}
-
 impl Collector for StatsCollector {
     fn desc(&self) -> Vec<&Desc> {
         let mut d = self.requests_in_state.desc();
         d.extend(self.queue_depth.desc());
         d.extend(self.reclaimed_seconds_total.desc());
+        d.extend(self.compute_seconds_total.desc());
         d.extend(self.worker_seconds_total.desc());
         d
     }
@@ -416,6 +393,7 @@ impl Collector for StatsCollector {
         let mut f = self.requests_in_state.collect();
         f.extend(self.queue_depth.collect());
         f.extend(self.reclaimed_seconds_total.collect());
+        f.extend(self.compute_seconds_total.collect());
         f.extend(self.worker_seconds_total.collect());
         f
     }

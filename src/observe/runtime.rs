@@ -11,7 +11,7 @@ use prometheus::proto::MetricFamily;
 use prometheus::IntGaugeVec;
 
 use crate::observe::measure::{ModeStats, WorkerState};
-use crate::observe::metrics::opts;
+use crate::observe::prom::opts;
 
 /// Exports tokio runtimes' stable metrics at scrape time, and the async handler runtime's
 /// worker threads' busy and idle time as `reclaimd_worker_seconds_total{mode="async"}`

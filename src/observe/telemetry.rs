@@ -1,20 +1,23 @@
-//! Logging and span export (DESIGN.md §2, §4).
+//! Logging and span export (docs/ARCHITECTURE.md §2, §4).
 //!
 //! Logs go to stderr, filtered by `RUST_LOG` (default `info`). The OpenTelemetry SDK's own
 //! diagnostics (targets `opentelemetry*`) stay off unless `RUST_LOG` names them: an
 //! unreachable collector is reported here instead, at most once a minute.
 //!
 //! Spans: `app`, `handlers` and `db` create `tracing` spans (`request`, `queue`, `compute`,
-//! `db`). When export is configured, tracing-opentelemetry turns those of target `reclaimd`
-//! into OpenTelemetry spans, which a batch processor exports over OTLP. The standard
-//! variables configure it:
+//! `db`) for the requests that are traced. When export is configured, tracing-opentelemetry
+//! turns those of target `reclaimd` into OpenTelemetry spans, which a batch processor
+//! exports over OTLP. The standard variables configure it:
 //! - `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_EXPORTER_OTLP_ENDPOINT`: where to send.
-//!   Neither set (or `OTEL_TRACES_EXPORTER=none`, or `OTEL_SDK_DISABLED=true`): no exporter
-//!   and no OpenTelemetry layer; the `tracing` spans cost a registry entry each.
+//!   Neither set (or `OTEL_TRACES_EXPORTER=none`, or `OTEL_SDK_DISABLED=true`): no exporter,
+//!   no OpenTelemetry layer, and no request is traced (no span is built at all).
 //! - `OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL`: `http/protobuf` (default) or `grpc`.
 //! - `OTEL_SERVICE_NAME` (default `reclaimd`), `OTEL_RESOURCE_ATTRIBUTES`.
 //! - `OTEL_TRACES_SAMPLER[_ARG]`: `always_on`, `always_off`, `traceidratio`, and their
-//!   `parentbased_` forms (default `parentbased_always_on`). Metrics never depend on it.
+//!   `parentbased_` forms (default `parentbased_always_on`), read by the SDK itself
+//!   ([`configured_sampler`]). The daemon applies it once per request, at arrival and before
+//!   any span is built ([`RootSampler`]); a parent-based sampler follows the request's
+//!   `traceparent` header. Metrics never depend on it.
 //! - `OTEL_EXPORTER_OTLP[_TRACES]_{HEADERS,TIMEOUT,COMPRESSION}`, `OTEL_BSP_*`: as the
 //!   SDK reads them.
 //!
@@ -27,15 +30,19 @@
 //! the HTTP and handler runtimes being measured.
 
 use std::io::IsTerminal;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::trace::{
+    IdGenerator as _, RandomIdGenerator, Sampler, SamplingDecision, SdkTracerProvider,
+    ShouldSample, SpanData, SpanExporter, TracerProviderBuilder,
+};
 use opentelemetry_sdk::Resource;
+use parking_lot::Mutex;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -87,15 +94,18 @@ impl Drop for TelemetryGuard {
 /// nothing). A bad `OTEL_*` setting is logged and leaves the daemon serving without export.
 pub fn init(spans: bool) -> TelemetryGuard {
     let mut problems = Vec::new();
+    let mut warnings = Vec::new();
     let mut runtime = None;
-    let mut provider = None;
+    let mut export = None;
+    let mut settings = None;
     if spans {
         match ExportSettings::from_vars(env_var) {
-            Ok(Some(settings)) => match settings.build(env_var) {
+            Ok(Some(s)) => match s.build() {
                 Ok(built) => {
-                    problems.extend(built.warnings);
+                    warnings.extend(built.warnings);
                     runtime = Some(built.runtime);
-                    provider = Some((built.provider, settings));
+                    export = Some(built.export);
+                    settings = Some(s);
                 }
                 Err(e) => problems.push(e),
             },
@@ -103,8 +113,7 @@ pub fn init(spans: bool) -> TelemetryGuard {
             Err(e) => problems.push(e),
         }
     }
-    let settings = provider.as_ref().map(|(_, s)| s.clone());
-    let mut guard = init_with_provider(provider.map(|(p, _)| p));
+    let mut guard = init_with_export(export);
     if guard.provider.is_some() {
         guard.runtime = runtime;
     } else if let Some(rt) = runtime {
@@ -113,28 +122,51 @@ pub fn init(spans: bool) -> TelemetryGuard {
     for problem in problems {
         tracing::error!("span export: {problem}");
     }
+    for warning in warnings {
+        tracing::warn!("span export: {warning}");
+    }
     if let (Some(s), true) = (settings, guard.exporting()) {
         tracing::info!(protocol = s.protocol_name(), endpoint = %s.endpoint, "exporting spans over OTLP");
     }
     guard
 }
 
-/// Installs the global subscriber with spans going to `provider` (if any) instead of the
-/// `OTEL_*` configuration; tests pass one with an in-memory exporter. Does nothing (and
-/// shuts `provider` down) if a global subscriber is already installed.
-pub fn init_with_provider(provider: Option<SdkTracerProvider>) -> TelemetryGuard {
+/// Span export: the SDK provider's builder (exporter, resource) and the per-request
+/// sampler. The provider's own sampler is set to `AlwaysOn` when it is built: requests are
+/// sampled once, at arrival, by `sampler` (see [`RootSampler`]).
+pub struct SpanExport {
+    /// The provider, built by [`init_with_export`].
+    pub provider: TracerProviderBuilder,
+    /// Decides which requests are traced.
+    pub sampler: RootSampler,
+}
+
+/// Installs the global subscriber with spans going to `export` (if any) instead of the
+/// `OTEL_*` configuration; tests pass one with an in-memory exporter. Does nothing if a
+/// global subscriber is already installed.
+pub fn init_with_export(export: Option<SpanExport>) -> TelemetryGuard {
+    let (provider, sampler) = match export {
+        Some(e) => (
+            Some(e.provider.with_sampler(Sampler::AlwaysOn).build()),
+            Some(e.sampler),
+        ),
+        None => (None, None),
+    };
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_filter(log_filter(std::env::var("RUST_LOG").ok().as_deref()));
     // Only the daemon's own spans: an exporter's HTTP/gRPC stack may create spans of its
-    // own, which would otherwise be exported in turn.
+    // own, which would otherwise be exported in turn. Every child names its parent
+    // explicitly (`spans`), and nothing reads the ambient OpenTelemetry context, so entering
+    // a span need not make its context current (that would cost a context switch per poll).
     let otel = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("reclaimd"))
             .with_location(false)
             .with_target(false)
             .with_tracked_inactivity(false)
+            .with_context_activation(false)
             .with_filter(Targets::new().with_target("reclaimd", tracing::Level::TRACE))
     });
     match tracing_subscriber::registry()
@@ -142,10 +174,16 @@ pub fn init_with_provider(provider: Option<SdkTracerProvider>) -> TelemetryGuard
         .with(otel)
         .try_init()
     {
-        Ok(()) => TelemetryGuard {
-            provider,
-            runtime: None,
-        },
+        Ok(()) => {
+            if let Some(sampler) = sampler {
+                // The subscriber is installed once per process, so this is the first set.
+                let _ = ROOT_SAMPLER.set(sampler);
+            }
+            TelemetryGuard {
+                provider,
+                runtime: None,
+            }
+        }
         Err(_) => {
             if let Some(p) = provider {
                 let _ = p.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
@@ -246,14 +284,9 @@ impl ExportSettings {
         }
     }
 
-    /// Builds the exporter (on its own runtime) and the provider.
-    fn build(&self, var: impl Fn(&str) -> Option<String>) -> Result<Built, String> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("reclaimd-otlp")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the export runtime: {e}"))?;
+    /// Builds the exporter (on its own runtime), the provider's builder and the sampler.
+    fn build(&self) -> Result<Built, String> {
+        let runtime = crate::process::runtime("reclaimd-otlp", Some(1))?;
         let exporter = {
             // tonic's channel spawns its worker task when built.
             let _enter = runtime.enter();
@@ -268,14 +301,15 @@ impl ExportSettings {
             .map_err(|e| e.to_string())?
         };
         let exporter = Export::new(exporter, runtime.handle().clone(), ERROR_LOG_INTERVAL);
-        let (sampler, warnings) = SamplerChoice::from_vars(&var);
+        let (sampler, warnings) = configured_sampler();
         let provider = SdkTracerProvider::builder()
-            .with_sampler(sampler.to_sampler())
             .with_resource(resource())
-            .with_batch_exporter(exporter)
-            .build();
+            .with_batch_exporter(exporter);
         Ok(Built {
-            provider,
+            export: SpanExport {
+                provider,
+                sampler: RootSampler::new(sampler),
+            },
             runtime,
             warnings,
         })
@@ -283,7 +317,7 @@ impl ExportSettings {
 }
 
 struct Built {
-    provider: SdkTracerProvider,
+    export: SpanExport,
     runtime: tokio::runtime::Runtime,
     warnings: Vec<String>,
 }
@@ -303,65 +337,108 @@ pub fn resource() -> Resource {
     builder.build()
 }
 
-/// The sampler named by `OTEL_TRACES_SAMPLER[_ARG]`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SamplerChoice {
-    /// Sample every trace.
-    AlwaysOn,
-    /// Sample no trace.
-    AlwaysOff,
-    /// Sample this fraction of traces, by trace id.
-    TraceIdRatio(f64),
-    /// Follow the parent's decision; use the inner sampler for roots.
-    ParentBased(Box<SamplerChoice>),
+/// The sampler `OTEL_TRACES_SAMPLER[_ARG]` configure, as the SDK itself parses them
+/// (`opentelemetry_sdk::trace::Config::default()`), with the SDK's warnings about values it
+/// did not understand (it then falls back to `parentbased_always_on`, or ratio 1.0).
+///
+/// The SDK reports those through `tracing` (target `opentelemetry_sdk`), which the daemon's
+/// log filter silences; they are collected here instead, while the config is read.
+pub fn configured_sampler() -> (Box<dyn ShouldSample>, Vec<String>) {
+    let warnings = Arc::new(Mutex::new(Vec::new()));
+    let collector =
+        tracing_subscriber::registry()
+            .with(WarningCollector(warnings.clone()).with_filter(
+                Targets::new().with_target("opentelemetry_sdk", tracing::Level::WARN),
+            ));
+    let sampler = tracing::subscriber::with_default(collector, || {
+        opentelemetry_sdk::trace::Config::default().sampler
+    });
+    let warnings = std::mem::take(&mut *warnings.lock());
+    (sampler, warnings)
 }
 
-impl SamplerChoice {
-    /// The sampler, and warnings about values that were not understood (the default
-    /// `parentbased_always_on`, or ratio 1.0, is used instead).
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> (SamplerChoice, Vec<String>) {
-        let mut warnings = Vec::new();
-        let ratio = |warnings: &mut Vec<String>| match var("OTEL_TRACES_SAMPLER_ARG") {
-            None => 1.0,
-            Some(arg) => match arg.trim().parse::<f64>() {
-                Ok(r) if (0.0..=1.0).contains(&r) => r,
-                _ => {
-                    warnings.push(format!(
-                        "OTEL_TRACES_SAMPLER_ARG={arg} is not a ratio in [0, 1]; using 1.0"
-                    ));
-                    1.0
-                }
-            },
-        };
-        let parent = |s| SamplerChoice::ParentBased(Box::new(s));
-        let choice = match var("OTEL_TRACES_SAMPLER").as_deref().map(str::trim) {
-            None | Some("parentbased_always_on") => parent(SamplerChoice::AlwaysOn),
-            Some("always_on") => SamplerChoice::AlwaysOn,
-            Some("always_off") => SamplerChoice::AlwaysOff,
-            Some("traceidratio") => SamplerChoice::TraceIdRatio(ratio(&mut warnings)),
-            Some("parentbased_always_off") => parent(SamplerChoice::AlwaysOff),
-            Some("parentbased_traceidratio") => {
-                parent(SamplerChoice::TraceIdRatio(ratio(&mut warnings)))
-            }
-            Some(other) => {
-                warnings.push(format!(
-                    "OTEL_TRACES_SAMPLER={other} is not supported; using parentbased_always_on"
-                ));
-                parent(SamplerChoice::AlwaysOn)
-            }
-        };
-        (choice, warnings)
-    }
+/// Keeps the `message` of each event it sees.
+struct WarningCollector(Arc<Mutex<Vec<String>>>);
 
-    /// The SDK sampler for this choice.
-    pub fn to_sampler(&self) -> Sampler {
-        match self {
-            SamplerChoice::AlwaysOn => Sampler::AlwaysOn,
-            SamplerChoice::AlwaysOff => Sampler::AlwaysOff,
-            SamplerChoice::TraceIdRatio(r) => Sampler::TraceIdRatioBased(*r),
-            SamplerChoice::ParentBased(root) => Sampler::ParentBased(Box::new(root.to_sampler())),
+impl<S: tracing::Subscriber> Layer<S> for WarningCollector {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(Option<String>);
+        impl tracing::field::Visit for Message {
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                if field.name() == "message" {
+                    self.0 = Some(value.to_string());
+                }
+            }
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" && self.0.is_none() {
+                    self.0 = Some(format!("{value:?}"));
+                }
+            }
+        }
+        let mut message = Message(None);
+        event.record(&mut message);
+        let text = message
+            .0
+            .unwrap_or_else(|| event.metadata().name().to_string());
+        self.0.lock().push(text);
+    }
+}
+
+/// Decides, once per request and before any span is built, whether the request is traced.
+///
+/// The daemon builds a request's spans only when this says so, and then every one of them
+/// (the request and all its children) reaches the SDK, whose own sampler is `AlwaysOn`: a
+/// traced request is exported whole, never re-sampled into a partial tree, and an untraced
+/// one costs a sampling decision and nothing else.
+///
+/// The decision is the configured sampler's ([`configured_sampler`]), asked as the SDK
+/// would ask it for the request's server span: with the remote parent from the request's
+/// `traceparent` header (so `parentbased_*` follows a caller's decision and the ratio
+/// samplers use the caller's trace id), or, for a request without one, with a fresh random
+/// trace id (the SDK then assigns the exported trace its own id: the ratio holds, the two
+/// ids are not the same).
+#[derive(Debug)]
+pub struct RootSampler {
+    sampler: Box<dyn ShouldSample>,
+    ids: RandomIdGenerator,
+}
+
+impl RootSampler {
+    /// Requests are sampled as `sampler` decides for their server span.
+    pub fn new(sampler: impl Into<Box<dyn ShouldSample>>) -> Self {
+        RootSampler {
+            sampler: sampler.into(),
+            ids: RandomIdGenerator::default(),
         }
     }
+
+    /// Whether a request whose server span is `name` is traced, given its remote parent
+    /// context (extracted from `traceparent`), if any.
+    pub fn sample(&self, remote: Option<&opentelemetry::Context>, name: &str) -> bool {
+        use opentelemetry::trace::TraceContextExt as _;
+        let trace_id = remote
+            .map(|cx| cx.span().span_context().clone())
+            .filter(|sc| sc.is_valid())
+            .map_or_else(|| self.ids.new_trace_id(), |sc| sc.trace_id());
+        let result = self.sampler.should_sample(
+            remote,
+            trace_id,
+            name,
+            &opentelemetry::trace::SpanKind::Server,
+            &[],
+            &[],
+        );
+        result.decision == SamplingDecision::RecordAndSample
+    }
+}
+
+/// The sampler of the installed span export; `None` when no span is exported (no exporter,
+/// or `telemetry.spans = false`): then no request is traced and no span is built.
+static ROOT_SAMPLER: OnceLock<RootSampler> = OnceLock::new();
+
+/// The per-request sampling decision, when spans are exported.
+pub(crate) fn root_sampler() -> Option<&'static RootSampler> {
+    ROOT_SAMPLER.get()
 }
 
 /// Wraps the OTLP exporter: runs each export on the export runtime and reports failures
@@ -384,7 +461,7 @@ impl<E: SpanExporter + 'static> Export<E> {
     }
 
     fn report(&self, result: &OTelSdkResult) {
-        let mut log = self.errors.lock().unwrap_or_else(|e| e.into_inner());
+        let mut log = self.errors.lock();
         let now = Instant::now();
         match result {
             Err(e) => match log.failed(now) {
@@ -551,43 +628,58 @@ mod tests {
         );
     }
 
+    fn remote(sampled: bool) -> opentelemetry::Context {
+        use opentelemetry::trace::{
+            SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+        };
+        let flags = if sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
+        let sc = SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            flags,
+            true,
+            TraceState::default(),
+        );
+        opentelemetry::Context::new().with_remote_span_context(sc)
+    }
+
     #[test]
-    fn sampler_follows_the_standard_variables() {
-        use SamplerChoice::*;
-        let pick = |pairs: &[(&str, &str)]| SamplerChoice::from_vars(vars(pairs));
-        let parent = |s| ParentBased(Box::new(s));
-        assert_eq!(pick(&[]), (parent(AlwaysOn), vec![]));
-        assert_eq!(pick(&[("OTEL_TRACES_SAMPLER", "always_off")]).0, AlwaysOff);
-        assert_eq!(pick(&[("OTEL_TRACES_SAMPLER", "always_on")]).0, AlwaysOn);
-        assert_eq!(
-            pick(&[("OTEL_TRACES_SAMPLER", "parentbased_always_off")]).0,
-            parent(AlwaysOff)
-        );
-        assert_eq!(
-            pick(&[
-                ("OTEL_TRACES_SAMPLER", "traceidratio"),
-                ("OTEL_TRACES_SAMPLER_ARG", "0.25")
-            ])
-            .0,
-            TraceIdRatio(0.25)
-        );
-        assert_eq!(
-            pick(&[
-                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
-                ("OTEL_TRACES_SAMPLER_ARG", "0.5")
-            ])
-            .0,
-            parent(TraceIdRatio(0.5))
-        );
-        let (choice, warnings) = pick(&[
-            ("OTEL_TRACES_SAMPLER", "traceidratio"),
-            ("OTEL_TRACES_SAMPLER_ARG", "2"),
-        ]);
-        assert_eq!(choice, TraceIdRatio(1.0));
-        assert_eq!(warnings.len(), 1);
-        let (choice, warnings) = pick(&[("OTEL_TRACES_SAMPLER", "xray")]);
-        assert_eq!(choice, parent(AlwaysOn));
-        assert!(warnings[0].contains("xray"), "{warnings:?}");
+    fn requests_are_sampled_as_the_configured_sampler_decides_for_their_server_span() {
+        let off = RootSampler::new(Sampler::AlwaysOff);
+        assert!(!off.sample(None, "GET"));
+        assert!(!off.sample(Some(&remote(true)), "GET"));
+        let on = RootSampler::new(Sampler::AlwaysOn);
+        assert!(on.sample(None, "GET"));
+        assert!(on.sample(Some(&remote(false)), "GET"));
+
+        // Parent-based: a caller's decision wins; the root sampler decides for the rest.
+        let parent = RootSampler::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
+        assert!(parent.sample(Some(&remote(true)), "GET"));
+        assert!(!parent.sample(Some(&remote(false)), "GET"));
+        assert!(!parent.sample(None, "GET"));
+
+        // A ratio: each request draws its own trace id (10,000 draws at 0.25: 2,500 ± 4.5σ).
+        let ratio = RootSampler::new(Sampler::TraceIdRatioBased(0.25));
+        let sampled = (0..10_000).filter(|_| ratio.sample(None, "GET")).count();
+        assert!((2300..=2700).contains(&sampled), "{sampled} of 10000");
+        // With a remote parent, the decision is by the caller's trace id: always the same.
+        let first = ratio.sample(Some(&remote(false)), "GET");
+        assert!((0..100).all(|_| ratio.sample(Some(&remote(false)), "GET") == first));
+    }
+
+    #[test]
+    fn the_sampler_is_the_sdks_own_reading_of_the_standard_variables() {
+        // Without OTEL_TRACES_SAMPLER (as in tests and CI), the SDK's default.
+        if std::env::var_os("OTEL_TRACES_SAMPLER").is_some() {
+            return;
+        }
+        let (sampler, warnings) = configured_sampler();
+        assert_eq!(format!("{sampler:?}"), "ParentBased(AlwaysOn)");
+        assert_eq!(warnings, Vec::<String>::new());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! (`report`) and one quick one (`user`) arrive together. Each is first sent alone to measure
 //! its natural time; then all three are sent at once, in order, each on its own connection,
 //! and every request's perceived time is drawn next to its natural time with its
-//! queue / db / compute split from `Server-Timing`.
+//! queue / db / compute split from `Server-Timing`, and the run's headline: the share of
+//! compute that ran while another request waited on MongoDB (Σ reclaimed ÷ Σ compute).
 //!
 //! - [`gantt`]: the text Gantt chart.
 
@@ -206,6 +207,19 @@ impl LectureRun {
         }
     }
 
+    /// The headline of this run: Σ reclaimed ÷ Σ compute over the requests, the share of
+    /// compute that ran while another request waited on MongoDB. `None` when the daemon's
+    /// `Server-Timing` has no `reclaimed` entry or nothing computed.
+    pub fn reclaimed_share(&self) -> Option<f64> {
+        let mut compute = Duration::ZERO;
+        let mut reclaimed = Duration::ZERO;
+        for r in &self.requests {
+            compute += r.timing.compute;
+            reclaimed += r.timing.reclaimed?;
+        }
+        (!compute.is_zero()).then(|| reclaimed.as_secs_f64() / compute.as_secs_f64())
+    }
+
     /// The quick request, whose slowdown is the lecture's point.
     pub fn quick(&self) -> Option<&RequestResult> {
         self.requests
@@ -403,14 +417,24 @@ pub fn render_run(run: &LectureRun, span: Duration, width: usize) -> String {
     out.push('\n');
     let _ = writeln!(
         out,
-        "{:<26} {:>8} {:>8} {:>10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "", "sent", "done", "perceived", "natural", "x", "queue", "db", "compute", "sched"
+        "{:<26} {:>8} {:>8} {:>10} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10}",
+        "",
+        "sent",
+        "done",
+        "perceived",
+        "natural",
+        "x",
+        "queue",
+        "db",
+        "compute",
+        "sched",
+        "reclaimed"
     );
     for r in &run.requests {
         let t = &r.timing;
         let _ = writeln!(
             out,
-            "{:<26} {:>8} {:>8} {:>10} {:>9} {:>7.1}x {:>8} {:>8} {:>8} {:>8}",
+            "{:<26} {:>8} {:>8} {:>10} {:>9} {:>7.1}x {:>8} {:>8} {:>8} {:>8} {:>10}",
             r.request.label(),
             fmt_ms(r.sent_at),
             fmt_ms(r.finished_at),
@@ -421,6 +445,7 @@ pub fn render_run(run: &LectureRun, span: Duration, width: usize) -> String {
             fmt_ms(t.db),
             fmt_ms(t.compute),
             fmt_ms(t.sched),
+            t.reclaimed.map_or_else(|| "-".to_string(), fmt_ms),
         );
     }
     if let Some(q) = run.quick() {
@@ -437,6 +462,13 @@ pub fn render_run(run: &LectureRun, span: Duration, width: usize) -> String {
             "\nThe quick request took {:.1}x its natural time; finish order: {}.",
             q.slowdown(),
             order.join(", ")
+        );
+    }
+    if let Some(share) = run.reclaimed_share() {
+        let _ = writeln!(
+            out,
+            "Compute done inside other requests' DB waits: {:.0}% (Σ reclaimed ÷ Σ compute).",
+            share * 100.0
         );
     }
     out
@@ -468,6 +500,17 @@ pub fn render_runs(runs: &[LectureRun], width: usize) -> String {
                 format!("{} ({:.1}x)", fmt_ms(rb.perceived()), rb.slowdown()),
             );
         }
+        let share = |r: &LectureRun| {
+            r.reclaimed_share()
+                .map_or_else(|| "-".to_string(), |s| format!("{:.0}%", s * 100.0))
+        };
+        let _ = writeln!(
+            out,
+            "{:<26} {:>w$} {:>w$}",
+            "compute in others' DB wait",
+            share(a),
+            share(b)
+        );
     }
     out
 }

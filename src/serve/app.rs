@@ -52,6 +52,8 @@ pub struct App {
     source: Option<Source>,
     live: RwLock<Live>,
     pub(crate) metrics: Arc<Metrics>,
+    /// The live view (`/live` on the admin listener).
+    pub(crate) live_view: Arc<crate::live::Hub>,
     clients: Arc<Clients>,
     dispatchers: Dispatchers,
 }
@@ -70,6 +72,11 @@ impl App {
             .queue_capacity
             .set(i64::try_from(config.limits.max_queue).unwrap_or(i64::MAX));
         metrics.set_mode(config.mode);
+        let live_view = crate::live::Hub::new(
+            &config,
+            metrics.stats(Mode::Sync).clone(),
+            metrics.stats(Mode::Async).clone(),
+        );
 
         let async_rt = AsyncRuntime::new(config.async_.worker_threads)?;
         let opts = async_rt
@@ -116,6 +123,7 @@ impl App {
             source,
             live: RwLock::new(live),
             metrics,
+            live_view,
             clients,
             dispatchers,
         }))
@@ -141,6 +149,7 @@ impl App {
         let previous = live.mode;
         live.mode = mode;
         self.metrics.set_mode(mode);
+        self.live_view.set_mode(mode);
         if previous != mode {
             tracing::info!(from = %previous, to = %mode, by, "mode flipped");
         }
@@ -211,7 +220,8 @@ impl App {
         &self.dispatchers.async_rt.monitor
     }
 
-    /// Answers one request that arrived (head parsed) at `arrival`.
+    /// Answers one request that arrived (head parsed) at `arrival`; `remote` is the trace
+    /// context its `traceparent` header carried, if any.
     pub(crate) async fn serve(
         &self,
         call: Result<Call, (AppError, &'static str)>,
@@ -219,6 +229,7 @@ impl App {
         arrival: Instant,
         method: &str,
         path: &str,
+        remote: Option<opentelemetry::Context>,
     ) -> Outcome {
         let live = self.live();
         let mode = live.mode;
@@ -226,9 +237,10 @@ impl App {
             Ok(c) => c.route().template(),
             Err((_, label)) => label,
         };
+        // Sampled once, here, before any span is built; an unsampled request builds none.
         let span = if self.config.telemetry.spans {
             let matched = !matches!(&call, Err((AppError::NotFound(_), _)));
-            spans::request(matched.then_some(label), method, path, mode)
+            spans::request(matched.then_some(label), method, path, mode, remote)
         } else {
             tracing::Span::none()
         };

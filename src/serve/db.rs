@@ -34,7 +34,7 @@ use crate::config::MongoConfig;
 use crate::observe::measure::{Phase, Tracker};
 use crate::observe::metrics::Metrics;
 use crate::observe::spans;
-use crate::serve::dispatch::admission::Stage;
+use crate::serve::admission::Stage;
 use crate::serve::error::AppError;
 
 pub(crate) const USERS: &str = "users";
@@ -357,14 +357,15 @@ impl<'a> Db<'a> {
 
     /// The user with this id, if any.
     pub(crate) async fn find_user(&self, id: i64) -> Result<Option<Document>, AppError> {
-        let filter = doc! {"_id": id};
+        // The filter is built when the call starts, not held while waiting for a permit.
+        let filter = move || doc! {"_id": id};
         self.observe("find", USERS, async {
             match self.kind {
-                Backend::Sync(db) => db.collection::<Document>(USERS).find_one(filter).run(),
+                Backend::Sync(db) => db.collection::<Document>(USERS).find_one(filter()).run(),
                 Backend::Async(db) => {
-                    db.run(
-                        |db| async move { db.collection::<Document>(USERS).find_one(filter).await },
-                    )
+                    db.run(|db| async move {
+                        db.collection::<Document>(USERS).find_one(filter()).await
+                    })
                     .await
                 }
             }
@@ -430,41 +431,45 @@ impl<'a> Db<'a> {
         .map(drop)
     }
 
-    /// The one instrumentation point of DB calls.
-    async fn observe<T>(
-        &self,
+    /// The one instrumentation point of DB calls. Boxed: a request's future then holds a
+    /// pointer while a call runs, instead of room for the largest call any route makes
+    /// (what a request waiting at the permit gate or on MongoDB keeps allocated, P4).
+    fn observe<'s, T: Send + 's>(
+        &'s self,
         operation: &'static str,
         collection: &'static str,
-        call: impl std::future::Future<Output = mongodb::error::Result<T>>,
-    ) -> Result<T, AppError> {
-        let namespace = match self.kind {
-            Backend::Sync(db) => db.name(),
-            Backend::Async(db) => db.name(),
-        };
-        self.calls.fetch_add(1, Ordering::Relaxed);
-        let span = spans::db(self.parent, operation, collection, namespace);
-        let blocking = matches!(self.kind, Backend::Sync(_));
-        if blocking {
-            self.tracker.transition_on_thread(Phase::Db, Instant::now());
-        }
-        let result = call.instrument(span.clone()).await;
-        if blocking {
-            self.tracker
-                .transition_on_thread(Phase::Compute, Instant::now());
-        }
-        result.map_err(|e| {
-            let (kind, app) = classify(&e);
-            spans::record_db_error(&span, kind);
-            self.metrics
-                .db_errors_total
-                .with_label_values(&[operation, kind])
-                .inc();
-            if app == AppError::Internal {
-                tracing::error!(operation, collection, error = %e.kind, "MongoDB call failed");
-            } else {
-                tracing::warn!(operation, collection, kind, "MongoDB unavailable");
+        call: impl std::future::Future<Output = mongodb::error::Result<T>> + Send + 's,
+    ) -> Pin<Box<dyn std::future::Future<Output = Result<T, AppError>> + Send + 's>> {
+        Box::pin(async move {
+            let namespace = match self.kind {
+                Backend::Sync(db) => db.name(),
+                Backend::Async(db) => db.name(),
+            };
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let span = spans::db(self.parent, operation, collection, namespace);
+            let blocking = matches!(self.kind, Backend::Sync(_));
+            if blocking {
+                self.tracker.transition_on_thread(Phase::Db, Instant::now());
             }
-            app
+            let result = call.instrument(span.clone()).await;
+            if blocking {
+                self.tracker
+                    .transition_on_thread(Phase::Compute, Instant::now());
+            }
+            result.map_err(|e| {
+                let (kind, app) = classify(&e);
+                spans::record_db_error(&span, kind);
+                self.metrics
+                    .db_errors_total
+                    .with_label_values(&[operation, kind])
+                    .inc();
+                if app == AppError::Internal {
+                    tracing::error!(operation, collection, error = %e.kind, "MongoDB call failed");
+                } else {
+                    tracing::warn!(operation, collection, kind, "MongoDB unavailable");
+                }
+                app
+            })
         })
     }
 }

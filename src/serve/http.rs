@@ -5,6 +5,8 @@
 //! in the metrics: the one place responses are counted.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,47 +24,66 @@ use subtle::ConstantTimeEq;
 use crate::api::{self, Mode};
 use crate::config::BodyLimits;
 use crate::observe::metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+use crate::observe::spans;
 use crate::serve::app::{self, App};
 use crate::serve::error::AppError;
 use crate::serve::server::Slot;
 
-pub(crate) type Body = Full<Bytes>;
+/// A whole response, or the live view's stream (admin listener).
+pub(crate) type Body = crate::live::Body;
+
+/// A request body being read, boxed.
+type BodyRead = Pin<Box<dyn Future<Output = Result<Bytes, AppError>> + Send>>;
 
 /// Serves one app request.
-pub(crate) async fn app_service(
+///
+/// What hyper keeps for each request in flight is this future, so it holds only what the
+/// response needs: the request itself is dropped before the future is built (a body to read
+/// is first turned into its own boxed future), and the admin service's larger future is
+/// boxed separately (P4, memory per waiting request).
+pub(crate) fn app_service(
     app: Arc<App>,
     req: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+) -> impl Future<Output = Result<Response<Body>, Infallible>> + Send {
     let arrival = Instant::now();
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
+    let remote = spans::remote_parent(req.headers());
     let call = api::parse(&method, &path).map_err(app::unmatched);
-    let body = match &call {
-        Ok(c) if c.route().has_body() => read_body(req, &app.config.limits.body_limits()).await,
-        _ => Ok(Bytes::new()),
+    let body: Option<BodyRead> = match &call {
+        Ok(c) if c.route().has_body() => {
+            Some(Box::pin(read_body(req, app.config.limits.body_limits())))
+        }
+        _ => None,
     };
-    let outcome = app.serve(call, body, arrival, &method, &path).await;
-    let (status, mut response) = match &outcome.result {
-        Ok(reply) => (reply.status, json_response(reply.status, &reply.body)),
-        Err(e) => (e.status(), error_response(e)),
-    };
-    let timing = outcome.timing.server_timing(outcome.mode).to_string();
-    if let Ok(v) = HeaderValue::from_str(&timing) {
-        response.headers_mut().insert("server-timing", v);
+    async move {
+        let body = match body {
+            Some(read) => read.await,
+            None => Ok(Bytes::new()),
+        };
+        let outcome = app.serve(call, body, arrival, &method, &path, remote).await;
+        let (status, mut response) = match &outcome.result {
+            Ok(reply) => (reply.status, json_response(reply.status, &reply.body)),
+            Err(e) => (e.status(), error_response(e)),
+        };
+        let timing = outcome.timing.server_timing(outcome.mode).to_string();
+        if let Ok(v) = HeaderValue::from_str(&timing) {
+            response.headers_mut().insert("server-timing", v);
+        }
+        app.metrics.observe_request(
+            outcome.mode,
+            outcome.route,
+            status,
+            arrival.elapsed(),
+            &outcome.timing,
+        );
+        Ok(response)
     }
-    app.metrics.observe_request(
-        outcome.mode,
-        outcome.route,
-        status,
-        arrival.elapsed(),
-        &outcome.timing,
-    );
-    Ok(response)
 }
 
 /// Reads a body within `limits`: 413 past its size, 408 past its deadline, 400 if the body
 /// cannot be read.
-async fn read_body(req: Request<Incoming>, limits: &BodyLimits) -> Result<Bytes, AppError> {
+async fn read_body(req: Request<Incoming>, limits: BodyLimits) -> Result<Bytes, AppError> {
     let limit = limits.max_bytes;
     let declared = req
         .headers()
@@ -86,7 +107,7 @@ async fn read_body(req: Request<Incoming>, limits: &BodyLimits) -> Result<Bytes,
 }
 
 fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    let mut response = Response::new(Body::Left(Full::new(Bytes::from(body.to_string()))));
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response
@@ -119,14 +140,19 @@ fn error_response(e: &AppError) -> Response<Body> {
     response
 }
 
-/// Serves one admin request: `/metrics`, `/healthz`, `/readyz`, `/admin/mode`.
-pub(crate) async fn admin_service(
+/// Serves one admin request: `/metrics`, `/healthz`, `/readyz`, `/admin/mode`, `/live...`.
+/// Boxed, so the app and admin connections' shared service future is sized for the app's.
+pub(crate) fn admin_service(
     app: Arc<App>,
     req: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+) -> Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>> {
+    Box::pin(admin(app, req))
+}
+
+async fn admin(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let response = match (req.method().as_str(), req.uri().path()) {
         ("GET", "/metrics") => {
-            let mut r = Response::new(Full::new(Bytes::from(app.metrics.render())));
+            let mut r = Response::new(Body::Left(Full::new(Bytes::from(app.metrics.render()))));
             r.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
             r
@@ -146,6 +172,9 @@ pub(crate) async fn admin_service(
             Ok(body) => json_response(200, &body),
             Err(e) => error_response(&e),
         },
+        (_, p) if p == "/live" || p.starts_with("/live/") => {
+            crate::live::serve(&app.live_view, &req).unwrap_or_else(|e| error_response(&e))
+        }
         (_, "/metrics" | "/healthz" | "/readyz") => {
             error_response(&AppError::MethodNotAllowed("GET"))
         }
@@ -179,7 +208,7 @@ async fn put_mode(app: &App, req: Request<Incoming>) -> Result<serde_json::Value
     if let Some(slot) = &slot {
         slot.waiting_on_client();
     }
-    let body = read_body(req, &limits).await?;
+    let body = read_body(req, limits).await?;
     if let Some(slot) = &slot {
         slot.working();
     }

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use http_body_util::Either;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -160,7 +161,12 @@ async fn accept_loop(
                 slot.working();
                 req.extensions_mut().insert(slot.clone());
                 let response = http::admin_service(app, req).await;
-                slot.waiting_on_client();
+                // A live view stream is the server's work until the viewer leaves (viewers
+                // are capped by `live.max_viewers`): never evicted as an idle client.
+                let streaming = matches!(&response, Ok(r) if matches!(r.body(), Either::Right(_)));
+                if !streaming {
+                    slot.waiting_on_client();
+                }
                 response
             }
         });

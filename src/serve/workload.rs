@@ -1,4 +1,4 @@
-//! The CPU cost of compute segments: real hashing work, never a sleep (DESIGN.md §5).
+//! The CPU cost of compute segments: real hashing work, never a sleep (docs/ARCHITECTURE.md §5).
 //!
 //! Work is a fixed number of rounds, not "spin until the clock says N ms": a fixed amount
 //! of work takes longer when threads outnumber cores, exactly as real compute does, so a

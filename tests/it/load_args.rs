@@ -1,4 +1,5 @@
-//! Bad arguments to `reclaimd load` exit with status 2 and say what is wrong.
+//! Bad arguments to `reclaimd load` exit with status 64 (EX_USAGE, as in every subcommand)
+//! and say what is wrong.
 
 use std::process::Command;
 
@@ -15,7 +16,7 @@ fn load(args: &[&str]) -> (Option<i32>, String) {
 }
 
 #[test]
-fn bad_arguments_exit_2_with_a_message_naming_the_problem() {
+fn bad_arguments_exit_64_with_a_message_naming_the_problem() {
     let cases: &[(&[&str], &str)] = &[
         (&["--rate", "0"], "the rate must be above 0"),
         (&["--rate", "lots"], "not a number of requests per second"),
@@ -50,7 +51,7 @@ fn bad_arguments_exit_2_with_a_message_naming_the_problem() {
     ];
     for (args, message) in cases {
         let (code, stderr) = load(args);
-        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert_eq!(code, Some(64), "{args:?}: {stderr}");
         assert!(
             stderr.contains(message),
             "{args:?}: expected {message:?} in:\n{stderr}"

@@ -71,3 +71,87 @@ fn runs_until_sigint_then_prints_the_table_and_writes_json() {
     assert!(t["latency_ms"]["p99"].as_f64().unwrap() >= 20.0, "{t:#}");
     assert_eq!(t["mode"], "async");
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_target_that_answers_nothing_is_a_loud_warning_and_exit_69() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(fake::start(FakeOptions::default()));
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let run = |targets: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reclaimd"));
+        cmd.args(["load", "--rate", "40", "--duration", "300ms", "--seed", "3"])
+            .args(["--mix", "user=1"]);
+        for t in targets {
+            cmd.args(["--target", t]);
+        }
+        cmd.output().unwrap()
+    };
+
+    let out = run(&[&dead]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    assert!(
+        stderr.contains(&format!("WARNING: no request to {dead} succeeded"))
+            && stderr.contains("connect")
+            && stderr.contains("is a daemon listening at that address?"),
+        "{stderr}"
+    );
+    // The table is still printed.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("errors by status"));
+
+    // One live target and one dead: the dead one is named, the live one is not.
+    let live = server.url();
+    let out = run(&[&live, &dead]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(69), "{stderr}");
+    assert!(
+        stderr.contains(&format!("no request to {dead}")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&format!("no request to {live}")),
+        "{stderr}"
+    );
+
+    let out = run(&[&live]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn says_why_the_run_outlasts_its_duration() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt.block_on(fake::start(FakeOptions {
+        user_delay: Duration::from_millis(1500),
+        ..FakeOptions::default()
+    }));
+    let out = Command::new(env!("CARGO_BIN_EXE_reclaimd"))
+        .args(["load", "--target", &server.url(), "--rate", "20"])
+        .args(["--duration", "200ms", "--mix", "user=1", "--seed", "4"])
+        .args(["--timeout", "7s"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("for 0.2s,"), "{stderr}");
+    assert!(
+        stderr.contains("still in flight (each for at most --timeout 7s)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("after the schedule for the last responses"),
+        "{stderr}"
+    );
+}

@@ -1,4 +1,4 @@
-//! The measurement model (DESIGN.md §4) checked on a live daemon: phases add up, reclaimed
+//! The measurement model (docs/ARCHITECTURE.md §4) checked on a live daemon: phases add up, reclaimed
 //! time is exactly 0 with one sync worker and positive in async, thread accounting matches
 //! DB waits, gauges behave, tokio-metrics agrees, and promtool accepts the exposition.
 

@@ -41,6 +41,12 @@ fn sync_with_one_worker_the_quick_request_finishes_last_and_waits_longest() {
     assert!(quick.timing.queue > second.compute + second.db, "{run:#?}");
     let text = render_runs(std::slice::from_ref(&run), 60);
     assert!(text.contains("finish order: 1, 2, 3."), "{text}");
+    // One worker, one request at a time: no compute ran inside another request's DB wait.
+    assert_eq!(run.reclaimed_share(), Some(0.0), "{run:#?}");
+    assert!(
+        text.contains("Compute done inside other requests' DB waits: 0%"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -57,4 +63,13 @@ fn async_with_one_thread_the_quick_request_finishes_first() {
     }
     let text = render_runs(std::slice::from_ref(&run), 60);
     assert!(text.contains("finish order: 3,"), "{text}");
+    // While one request waited on MongoDB, the thread ran another's compute.
+    let share = run
+        .reclaimed_share()
+        .expect("Server-Timing carries reclaimed");
+    assert!(share > 0.0 && share <= 1.0, "{run:#?}");
+    assert!(
+        text.contains("Compute done inside other requests' DB waits: "),
+        "{text}"
+    );
 }

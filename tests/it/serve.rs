@@ -384,10 +384,14 @@ fn core_claim_db_concurrency_is_capped_by_threads_in_sync_but_not_in_async() {
     // wait:compute ≈ 9:1 — 2 DB calls of 100 ms, 2 compute segments of 11 ms. The long
     // latency keeps the claim independent of how quickly the test client's 20 requests
     // arrive on a busy machine; only counts are asserted, never times.
+    // Twenty 211 ms reports on two workers queue for about 2 s: the wait budget makes room
+    // for all of them, so none is shed however the arrivals spread.
     let app = TestApp::start(100, |c| {
         c.sync.workers = 2;
         c.async_.worker_threads = 1;
         c.workload.report_compute_ms = 11.0;
+        c.limits.request_timeout = Duration::from_secs(30);
+        c.limits.max_queue_wait = Duration::from_secs(15);
     });
     let wire = app.wire.handle();
     for (mode, check) in [

@@ -1,7 +1,10 @@
 //! Span export end to end: the real `reclaimd serve` binary, configured only by the standard
 //! `OTEL_*` variables, exports to a small OTLP receiver run by the test (OTLP/HTTP protobuf,
 //! or gRPC over h2c), decoded with `opentelemetry-proto`. SIGTERM makes the daemon flush its
-//! last spans before it exits. Also: no collector listening, and the `always_off` sampler.
+//! last spans before it exits. Also: no collector listening, and sampling: decided once per
+//! request at its arrival (`OTEL_TRACES_SAMPLER[_ARG]`, following a `traceparent` header
+//! when parent-based), a traced request exported whole, an untraced one not at all, and the
+//! metrics exact either way.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -275,35 +278,239 @@ fn grpc_export_reaches_the_collector_and_otel_service_name_is_honoured() {
     );
 }
 
+/// `GET path` on a fresh connection with a `traceparent` header: the status.
+fn get_with_traceparent(addr: std::net::SocketAddr, path: &str, traceparent: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\ntraceparent: {traceparent}\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad response: {response}"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The report route's span tree: the server span and these children, all its own.
+const REPORT_CHILDREN: [&str; 5] = [
+    "aggregate orders",
+    "compute",
+    "compute",
+    "find users",
+    "queue",
+];
+
+/// Groups spans by trace and checks each trace is one whole report request: a server span
+/// and exactly its five children. Returns the server spans.
+fn whole_report_traces(spans: &[Span]) -> Vec<Span> {
+    let mut traces: std::collections::BTreeMap<Vec<u8>, Vec<&Span>> = Default::default();
+    for s in spans {
+        traces.entry(s.trace_id.clone()).or_default().push(s);
+    }
+    let mut servers = Vec::new();
+    for (trace, members) in traces {
+        let roots: Vec<&&Span> = members.iter().filter(|s| s.name == REPORT).collect();
+        assert_eq!(
+            roots.len(),
+            1,
+            "trace {} has no single server span: {members:#?}",
+            hex(&trace)
+        );
+        let root = roots[0];
+        let mut names: Vec<&str> = members
+            .iter()
+            .filter(|s| s.name != REPORT)
+            .map(|s| {
+                assert_eq!(s.parent_span_id, root.span_id, "{s:#?}");
+                s.name.as_str()
+            })
+            .collect();
+        names.sort_unstable();
+        assert_eq!(names, REPORT_CHILDREN, "trace {} is partial", hex(&trace));
+        servers.push((*root).clone());
+    }
+    servers
+}
+
+fn report_count(metrics: &str) -> f64 {
+    metric_value(
+        metrics,
+        r#"reclaimd_requests_total{mode="sync",route="/api/users/{id}/report",status="200"}"#,
+    )
+}
+
 #[test]
-fn always_off_sampler_exports_no_spans_and_metrics_still_count() {
-    let wire = start_wire(5);
+fn an_off_or_zero_sampler_exports_no_spans_and_metrics_still_count() {
+    for sampler in [
+        &[("OTEL_TRACES_SAMPLER", "always_off")][..],
+        &[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0"),
+        ][..],
+    ] {
+        let wire = start_wire(0);
+        let receiver = Receiver::start(Protocol::Http);
+        let endpoint = receiver.endpoint();
+        let mut env = vec![("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
+        env.extend_from_slice(sampler);
+        let daemon = Daemon::start(&wire, &env);
+        for _ in 0..3 {
+            assert_eq!(raw_get(daemon.app, "/api/users/1/report").0, 200);
+        }
+        let (status, metrics) = raw_get(daemon.admin, "/metrics");
+        assert_eq!(status, 200);
+        assert_eq!(report_count(&metrics), 3.0, "{sampler:?}");
+        let log = daemon.terminate();
+        // The exporter was installed (flushed at exit); no request was sampled.
+        assert!(
+            log.iter().any(|l| l.contains("exporting spans over OTLP")),
+            "{log:#?}"
+        );
+        assert_eq!(
+            receiver.spans().len(),
+            0,
+            "{sampler:?}: {:#?}",
+            receiver.spans()
+        );
+    }
+}
+
+#[test]
+fn a_parent_based_sampler_follows_an_incoming_traceparent_and_joins_its_trace() {
+    let wire = start_wire(0);
+    let receiver = Receiver::start(Protocol::Http);
+    let endpoint = receiver.endpoint();
+    // Ratio 0: only a caller's sampled decision gets a request traced.
+    let daemon = Daemon::start(
+        &wire,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0"),
+        ],
+    );
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller = "00f067aa0ba902b7";
+    let sampled = format!("00-{trace_id}-{caller}-01");
+    let not_sampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+    assert_eq!(
+        get_with_traceparent(daemon.app, "/api/users/1/report", &sampled),
+        200
+    );
+    assert_eq!(
+        get_with_traceparent(daemon.app, "/api/users/2/report", not_sampled),
+        200
+    );
+    assert_eq!(raw_get(daemon.app, "/api/users/3/report").0, 200);
+    // A malformed header is no parent: the request is a root, and ratio 0 drops it.
+    assert_eq!(
+        get_with_traceparent(daemon.app, "/api/users/4/report", "00-xyz-01"),
+        200
+    );
+    let (_, metrics) = raw_get(daemon.admin, "/metrics");
+    assert_eq!(report_count(&metrics), 4.0);
+    let log = daemon.terminate();
+
+    let spans: Vec<Span> = receiver.spans().into_iter().map(|(_, s)| s).collect();
+    let servers = whole_report_traces(&spans);
+    assert_eq!(
+        servers.len(),
+        1,
+        "only the sampled caller's request: {spans:#?} {log:#?}"
+    );
+    let server = &servers[0];
+    assert_eq!(
+        hex(&server.trace_id),
+        trace_id,
+        "it joins the caller's trace"
+    );
+    assert_eq!(
+        hex(&server.parent_span_id),
+        caller,
+        "as a child of the caller's span"
+    );
+    assert_eq!(
+        string_attr(&server.attributes, "url.path").as_deref(),
+        Some("/api/users/1/report")
+    );
+}
+
+#[test]
+fn a_ratio_sampler_traces_about_that_fraction_and_each_trace_whole() {
+    let wire = start_wire(0);
     let receiver = Receiver::start(Protocol::Http);
     let endpoint = receiver.endpoint();
     let daemon = Daemon::start(
         &wire,
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("OTEL_TRACES_SAMPLER", "always_off"),
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
         ],
     );
-    for _ in 0..3 {
-        assert_eq!(raw_get(daemon.app, "/api/users/1/report").0, 200);
+    const N: usize = 200;
+    for i in 0..N {
+        let path = format!("/api/users/{}/report", i % 50 + 1);
+        assert_eq!(raw_get(daemon.app, &path).0, 200);
     }
-    let (status, metrics) = raw_get(daemon.admin, "/metrics");
-    assert_eq!(status, 200);
-    let count = metric_value(
-        &metrics,
-        r#"reclaimd_requests_total{mode="sync",route="/api/users/{id}/report",status="200"}"#,
+    let (_, metrics) = raw_get(daemon.admin, "/metrics");
+    assert_eq!(
+        report_count(&metrics),
+        N as f64,
+        "metrics count every request"
     );
-    assert_eq!(count, 3.0);
     let log = daemon.terminate();
-    // The exporter was installed (flushed at exit); the sampler dropped every span.
+
+    let spans: Vec<Span> = receiver.spans().into_iter().map(|(_, s)| s).collect();
+    let servers = whole_report_traces(&spans);
+    // Binomial(200, 0.5): 100 ± 7.1; 4.5 σ either side. A sampler applied twice (once at
+    // the root, again per span by the SDK) would give about 50, and partial trees.
     assert!(
-        log.iter().any(|l| l.contains("exporting spans over OTLP")),
+        (68..=132).contains(&servers.len()),
+        "{} of {N} requests traced; log: {log:#?}",
+        servers.len()
+    );
+    assert_eq!(
+        spans.len(),
+        servers.len() * 6,
+        "no span outside a whole trace"
+    );
+}
+
+#[test]
+fn an_unknown_sampler_is_reported_and_the_sdk_default_applies() {
+    let wire = start_wire(0);
+    let receiver = Receiver::start(Protocol::Http);
+    let endpoint = receiver.endpoint();
+    let daemon = Daemon::start(
+        &wire,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_TRACES_SAMPLER", "no_such_sampler"),
+        ],
+    );
+    assert_eq!(raw_get(daemon.app, "/api/users/1/report").0, 200);
+    let log = daemon.terminate();
+    assert!(
+        log.iter().any(|l| l.contains("WARN")
+            && l.contains("span export:")
+            && l.contains("no_such_sampler")),
         "{log:#?}"
     );
-    assert_eq!(receiver.spans().len(), 0, "{:#?}", receiver.spans());
+    // parentbased_always_on: the request is traced.
+    let spans: Vec<Span> = receiver.spans().into_iter().map(|(_, s)| s).collect();
+    assert_eq!(whole_report_traces(&spans).len(), 1, "{spans:#?}");
 }
 
 #[test]

@@ -22,12 +22,7 @@ pub(crate) struct AsyncRuntime {
 
 impl AsyncRuntime {
     pub(crate) fn new(threads: usize) -> Result<AsyncRuntime, String> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads)
-            .thread_name("reclaimd-async")
-            .enable_all()
-            .build()
-            .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        let runtime = crate::process::runtime("reclaimd-async", Some(threads))?;
         Ok(AsyncRuntime {
             handle: runtime.handle().clone(),
             runtime: Some(runtime),

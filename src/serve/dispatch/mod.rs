@@ -6,7 +6,6 @@
 //! - [`async_rt::AsyncRuntime`]: a tokio runtime with `async.worker_threads` threads runs
 //!   each request as a task with the async driver.
 
-pub(crate) mod admission;
 pub(crate) mod async_rt;
 pub(crate) mod sync_pool;
 
@@ -21,11 +20,11 @@ use crate::config::{LimitsConfig, WorkloadConfig};
 use crate::observe::measure::Phase;
 use crate::observe::measure::{Timing, Tracker};
 use crate::observe::metrics::Metrics;
+use crate::serve::admission::Stage;
 use crate::serve::db::{Backend, Clients, Db};
 use crate::serve::error::AppError;
 use crate::serve::handlers::{self, Ctx, Reply};
 
-use admission::Stage;
 use async_rt::AsyncRuntime;
 use sync_pool::{Refused, SyncPool};
 

@@ -15,8 +15,8 @@ use tokio::sync::oneshot;
 use crate::api::Mode;
 use crate::observe::measure::{block_on, Phase, WorkerState};
 use crate::observe::metrics::Metrics;
+use crate::serve::admission::Stage;
 use crate::serve::db::{Backend, Clients};
-use crate::serve::dispatch::admission::Stage;
 use crate::serve::dispatch::{Done, Job};
 use crate::serve::error::AppError;
 

@@ -304,13 +304,7 @@ fn main_dashboard_answers_the_issue_at_a_glance() {
     let vars = dashboard_variables(&dashboard);
     assert!(vars.contains("instance") && vars.contains("mode"));
     for q in &queries {
-        if q.place.contains("panel")
-            && q.expr.contains("reclaimd_")
-            && !q.expr.contains("reclaimd_mode")
-            && !q.expr.contains("queue_capacity")
-            && !q.expr.contains("tokio")
-            && !q.expr.contains("db_errors")
-        {
+        if q.place.contains("panel") && !per_mode_metrics(&q.sent).is_empty() {
             assert!(
                 q.expr.contains("by (instance, mode"),
                 "{}: break down by instance and mode: {}",
@@ -330,6 +324,118 @@ fn main_dashboard_answers_the_issue_at_a_glance() {
         }),
         "no panel shows traces"
     );
+}
+
+/// The metrics of a query that carry a `mode` label (all `reclaimd_*` but the mode gauge
+/// itself, the queue capacity, the tokio runtimes, MongoDB errors and the build).
+fn per_mode_metrics(expr: &str) -> BTreeSet<String> {
+    metric_names(expr)
+        .into_iter()
+        .filter(|m| {
+            m.starts_with("reclaimd_")
+                && ![
+                    "reclaimd_mode",
+                    "reclaimd_queue_capacity",
+                    "reclaimd_db_errors_total",
+                    "reclaimd_config_reloads_total",
+                    "reclaimd_build_info",
+                ]
+                .contains(&m.as_str())
+                && !m.starts_with("reclaimd_tokio_")
+        })
+        .collect()
+}
+
+/// The filter that keeps only the mode an instance serves now.
+const SERVING: &str = "and on (instance, mode) (reclaimd_mode{instance=~\"$instance\"} == 1)";
+
+#[test]
+fn panels_show_only_the_mode_each_instance_serves_and_stack_one_instance_at_a_time() {
+    for (file, dashboard) in dashboards() {
+        for q in promql_queries(&file, &dashboard) {
+            if q.place.contains("panel") && !per_mode_metrics(&q.sent).is_empty() {
+                // Every part of an `or` shows only the serving mode.
+                for part in q.expr.split(" or on ") {
+                    assert!(
+                        part.contains(SERVING),
+                        "{}: a series for a mode the instance does not serve: {}",
+                        q.place,
+                        q.expr
+                    );
+                }
+            }
+        }
+        for panel in panels(&dashboard) {
+            let stacked = panel["fieldConfig"]["defaults"]["custom"]["stacking"]["mode"]
+                .as_str()
+                .is_some_and(|m| m != "none");
+            if stacked {
+                // Grafana's stacking groups are fixed names, so two instances' series would
+                // stack together: one panel per instance instead.
+                assert_eq!(
+                    panel["repeat"], "instance",
+                    "{file}: {:?} stacks without repeating per instance",
+                    panel["title"]
+                );
+            }
+        }
+        // "All" is `.*`: in a Prometheus shared with other targets that also matches their
+        // process_* series, so those are joined with a reclaimd metric of the same target.
+        for q in promql_queries(&file, &dashboard) {
+            if metric_names(&q.sent)
+                .iter()
+                .any(|m| m.starts_with("process_"))
+            {
+                assert!(
+                    q.expr
+                        .contains("and on (instance, job) reclaimd_build_info"),
+                    "{}: process_* of every target: {}",
+                    q.place,
+                    q.expr
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_first_panel_is_the_headline_reclaimed_share_of_compute() {
+    let dashboard = json(&repo().join("grafana/dashboards/reclaimed-waiting-time.json"));
+    let first = panels(&dashboard)
+        .into_iter()
+        .find(|p| p["type"] != "row")
+        .expect("a panel");
+    assert_eq!(first["type"], "stat");
+    assert_eq!(first["fieldConfig"]["defaults"]["unit"], "percentunit");
+    let targets = first["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 1);
+    let expr = targets[0]["expr"].as_str().unwrap_or_default();
+    // Σ reclaimed ÷ Σ compute, one tile per instance for the mode it serves now (an instant
+    // query: a range would keep a tile for the mode it left).
+    let reclaimed = expr
+        .find("reclaimd_reclaimed_seconds_total")
+        .expect("reclaimed");
+    let compute = expr
+        .find("reclaimd_compute_seconds_total")
+        .expect("compute");
+    assert!(
+        reclaimed < compute && expr[reclaimed..compute].contains(" / "),
+        "{expr}"
+    );
+    assert!(expr.contains(SERVING), "{expr}");
+    assert_eq!(targets[0]["instant"], true);
+    // No threshold paints a correct result as bad: 0 (one sync worker) and any share above
+    // it get colours that are not red or orange.
+    for step in first["fieldConfig"]["defaults"]["thresholds"]["steps"]
+        .as_array()
+        .expect("thresholds")
+    {
+        let colour = step["color"].as_str().unwrap_or_default();
+        assert!(
+            !["red", "orange", "dark-red", "semi-dark-red", "yellow"].contains(&colour),
+            "threshold colour {colour}"
+        );
+    }
 }
 
 #[test]

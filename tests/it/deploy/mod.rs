@@ -9,6 +9,7 @@
 //! - [`dashboards`]: every dashboard's panels and PromQL queries.
 //! - [`promql`]: the metric names a query selects (parsed by `promql-parser`), and Grafana
 //!   variable substitution.
+//! - [`toxiproxy`]: the latency keeper script against a stand-in for toxiproxy's API.
 //!
 //! Checks that need `docker-compose` or `promtool` are ignored, with the reason, when the tool
 //! was missing at build time, except under `CI=true`, where they fail (see build.rs).
@@ -20,6 +21,7 @@ mod grafana;
 mod prometheus;
 mod promql;
 mod rules;
+mod toxiproxy;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -32,7 +34,7 @@ pub const PROMETHEUS_SYNTHETIC: &[&str] = &["up"];
 
 /// The metric families the daemon exports, as the daemon itself lists them.
 pub fn exported_metrics() -> BTreeSet<String> {
-    reclaimd::observe::metrics::exported_metric_names()
+    reclaimd::observe::exported_metric_names()
         .into_iter()
         .collect()
 }

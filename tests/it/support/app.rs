@@ -80,6 +80,7 @@ impl TestApp {
             mode: None,
             listen: Some("127.0.0.1:0".parse().unwrap()),
             admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+            mongodb_uri: None,
         };
         let mut source = Source::new(Some(path), overrides);
         source.env = [

@@ -29,10 +29,18 @@ impl Daemon {
     /// `env` on top; no `OTEL_*`, `RECLAIMD_*` or `RUST_LOG` is inherited from the test's
     /// environment. Returns once it logs the addresses it serves on.
     pub fn start(wire: &MongoWire, env: &[(&str, &str)]) -> Daemon {
+        Self::start_with_args(wire, env, &[])
+    }
+
+    /// Like `start`, with `args` after `serve --config FILE`.
+    pub fn start_with_args(wire: &MongoWire, env: &[(&str, &str)], args: &[&str]) -> Daemon {
         let config = TempPath::new("daemon.toml");
         std::fs::write(config.path(), "mode = \"sync\"\n").unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_reclaimd"));
-        cmd.arg("serve").arg("--config").arg(config.path());
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(config.path())
+            .args(args);
         for (k, _) in std::env::vars() {
             if k.starts_with("OTEL_") || k.starts_with("RECLAIMD_") || k == "RUST_LOG" {
                 cmd.env_remove(k);

@@ -74,6 +74,12 @@ pub fn fake_timing(queue: Duration, delay: Duration, mode: Mode) -> ServerTiming
         db: delay,
         sched: Duration::ZERO,
         total: queue + delay + Duration::from_micros(500),
+        // Serial (sync, one at a time): nothing reclaimed; otherwise half of its compute, as if
+        // another request waited on the DB meanwhile.
+        reclaimed: Some(match mode {
+            Mode::Sync => Duration::ZERO,
+            Mode::Async => Duration::from_micros(250),
+        }),
         mode: Some(mode),
     }
 }

@@ -1,4 +1,5 @@
-//! External programs some tests run (`promtool`, `docker-compose`, `bash`).
+//! External programs some tests run (`promtool`, `docker-compose`, `bash`, `chromium`,
+//! `chromedriver`).
 //!
 //! Whether such a test runs at all is decided when it is built: `build.rs` looks for each
 //! tool on `PATH` and, when one is missing and `CI` is not `true`, sets a cfg that marks the
@@ -13,6 +14,7 @@ use std::process::Command;
 fn package(name: &str) -> &str {
     match name {
         "promtool" => "prometheus",
+        "chromedriver" => "chromium-driver",
         other => other,
     }
 }
