@@ -8,6 +8,8 @@
 #   bash ci/reliability.sh overload [sync|async|both]     3x measured capacity, then recovery
 #   bash ci/reliability.sh faults [sync|async|both] [refuse|stall|drop|all]
 #                                                         DB faults under load, then recovery
+#   bash ci/reliability.sh boundary [sync|async|both]     request_timeout 1 s far past capacity:
+#                                                         504s and 503s, never a 500
 #   bash ci/reliability.sh reload                         200 mutated config files, live
 #   bash ci/reliability.sh fuzz                           10,000 hostile HTTP requests
 #   bash ci/reliability.sh sigterm [sync|async|both]      SIGTERM under load, order writes
@@ -15,7 +17,8 @@
 #                                                         against the stored documents
 #   bash ci/reliability.sh slowloris                      slow heads and bodies, both listeners
 #   bash ci/reliability.sh soak [SECONDS]                 60% of capacity, mode flip every 30 s
-#   bash ci/reliability.sh quick                          CI: fuzz, sync overload, sync outage
+#   bash ci/reliability.sh quick                          CI: fuzz, sync overload, boundary,
+#                                                         sync outage
 #   bash ci/reliability.sh all                            everything but the soak
 #
 # The admin-token matrix is an integration test: cargo test --test it reliability::
@@ -33,7 +36,7 @@ usage() {
 }
 command=${1:-}
 case $command in
-  overload | faults | reload | fuzz | sigterm | slowloris | quick | all) max_seconds=2400 ;;
+  overload | faults | boundary | reload | fuzz | sigterm | slowloris | quick | all) max_seconds=2400 ;;
   soak) max_seconds=$((${2:-600} + 600)) ;;
   *) usage ;;
 esac
@@ -539,6 +542,34 @@ slowloris_check() {
   stop_proc "$name"
 }
 
+# --- timeout boundary -------------------------------------------------------------------------
+# Issue 9's third reproduction: request_timeout 1 s, 100 req/s of user lookups for 10 s, far
+# past one sync worker's capacity, so many requests reach their deadline while queued or in a
+# call. Every one of them must be a 504 `timeout` or a 503 `overloaded`, never a 500.
+boundary_check() { # MODE
+  local mode=$1 report
+  local name=boundary-$mode
+  start_daemon "$name" "$mode" RECLAIMD_LIMITS__REQUEST_TIMEOUT=1s
+  report=$out/$name.json
+  "$reclaimd" load --target "$app" --rate 100 --duration 10s --mix user=1 --timeout 5s \
+    --json "$report" >"$out/$name.load.txt" 2>"$out/$name.load.log" || true
+  [[ -s $report ]] || die "reclaimd load wrote no report$(log_tail "$out/$name.load.log")"
+  local errors e500 server500 timeouts other
+  errors=$(load_errors "$report")
+  e500=$(jget "$report" '.errors["500"] // 0')
+  server500=$(metric 'reclaimd_requests_total\{.*status="500"\}')
+  timeouts=$(metric 'reclaimd_shed_total\{mode="'"$mode"'",reason="timeout"\}')
+  other=$(jq -r '.targets[0].errors | to_entries | map(select(.key != "503" and .key != "504") | .value) | add // 0' "$report")
+  local result=PASS why=()
+  ((e500 == 0 && server500 == 0)) || why+=("500s")
+  ((other == 0)) || why+=("errors other than 503 and 504")
+  alive "$name" || why+=("daemon died")
+  ((${#why[@]} == 0)) || result=FAIL
+  verdict "boundary $mode" "$result" "request_timeout 1s, 100 req/s of user for 10s: $(jget "$report" .ok) ok," \
+    "errors $errors; server: timeout (504) $timeouts, 500s $server500" "${why[*]:+-- ${why[*]}}"
+  stop_proc "$name"
+}
+
 # --- soak -------------------------------------------------------------------------------------
 # SECONDS (600) of open-loop load at 60% of the sync capacity while the config file flips the
 # mode every 30 s. RSS is sampled every 10 s; its slope (least squares, after the first minute)
@@ -625,13 +656,16 @@ case $command in
   sigterm) for m in $(modes "${2:-both}"); do sigterm_check "$m"; done ;;
   slowloris) slowloris_check ;;
   soak) soak "${2:-600}" ;;
+  boundary) for m in $(modes "${2:-both}"); do boundary_check "$m"; done ;;
   quick)
     fuzz 10000
     overload sync 20
+    boundary_check sync
     fault sync refuse
     ;;
   all)
     for m in sync async; do overload "$m"; done
+    for m in sync async; do boundary_check "$m"; done
     for m in sync async; do for f in refuse stall drop; do fault "$m" "$f"; done; done
     reload_check 200
     fuzz 10000
