@@ -209,3 +209,51 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Call;
+    use crate::observe::measure::Tracker;
+    use mongodb::options::{ClientOptions, ServerAddress};
+
+    /// Issue 9's timeout-boundary 500: a worker used to drop a job whose deadline had passed
+    /// while it was queued, and a dispatcher whose own timer had not fired yet saw the closed
+    /// channel and answered 500. A late job is now answered, as a timeout.
+    #[test]
+    fn a_job_taken_after_its_deadline_is_answered_as_a_timeout_not_dropped() {
+        let handlers = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Never contacted: the job is answered before any call.
+        let opts = ClientOptions::builder()
+            .hosts(vec![ServerAddress::Tcp {
+                host: "127.0.0.1".into(),
+                port: Some(9),
+            }])
+            .build();
+        let clients = Arc::new(Clients::new(opts, "reclaimd", handlers.handle()).unwrap());
+        let metrics = Arc::new(Metrics::new());
+        let pool = SyncPool::start(1, 4, clients, metrics.clone()).unwrap();
+        let arrival = Instant::now();
+        let job = Job {
+            call: Call::User(1),
+            body: Default::default(),
+            workload: Default::default(),
+            queue_span: tracing::Span::none(),
+            span: tracing::Span::none(),
+            deadline: arrival,
+            tracker: Tracker::new(metrics.stats(Mode::Sync).clone(), arrival),
+        };
+        let Ok(reply) = pool.try_submit(job) else {
+            panic!("an idle pool refused the job")
+        };
+        let answered = handlers.block_on(reply);
+        pool.close_and_join(Duration::from_secs(5));
+        match answered {
+            Ok((result, _)) => assert_eq!(result.err(), Some(AppError::Timeout)),
+            Err(_) => panic!("the worker dropped the late job without answering"),
+        }
+    }
+}
