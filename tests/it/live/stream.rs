@@ -281,3 +281,35 @@ fn the_dashboards_link_to_the_live_view_on_the_published_admin_port() {
         );
     }
 }
+
+/// The admin listener makes room for a newcomer by closing the connection that has waited
+/// longest on its client; a live stream is the server's work, never such a connection.
+#[test]
+fn a_viewer_keeps_its_stream_while_slow_clients_fill_the_admin_listener() {
+    let app = TestApp::start(0, |c| {
+        c.server.header_read_timeout = Duration::from_secs(30);
+    });
+    let admin = app.server().admin_addr;
+    let mut sse = Sse::open(admin);
+    assert_eq!(sse.status, 200);
+    assert_eq!(sse.next().unwrap()["type"], "hello");
+    // More than the admin listener's 256 slots, each with a head that never ends.
+    let slow: Vec<TcpStream> = (0..300)
+        .map(|_| {
+            let mut s = TcpStream::connect(admin).unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: slow\r\n")
+                .unwrap();
+            s
+        })
+        .collect();
+    // The slow clients are now old enough to be closed for a newcomer, and the stream older.
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(raw_get(admin, "/healthz").0, 200);
+    let frames = sse.collect_for(Duration::from_secs(2));
+    assert!(
+        frames.iter().filter(|f| f["type"] == "frame").count() >= 5,
+        "the stream was cut: {} events after the health check",
+        frames.len()
+    );
+    drop(slow);
+}
