@@ -21,6 +21,8 @@ use crate::api::Mode;
 const MAX_CONNECTIONS: usize = 1_000_000;
 const MAX_QUEUE: usize = 100_000;
 const MAX_IN_FLIGHT: usize = 1_000_000;
+/// Half the admin listener's 256 connections: streams never leave health checks without room.
+const MAX_VIEWERS: usize = 128;
 const MAX_BODY_BYTES: usize = 64 << 20;
 const MAX_POOL_SIZE: usize = 10_000;
 /// The longest duration any setting accepts.
@@ -540,7 +542,7 @@ impl Config {
             self.mongodb.max_pool_size as usize,
             MAX_POOL_SIZE,
         )?;
-        count("live.max_viewers", self.live.max_viewers, 1000)?;
+        count("live.max_viewers", self.live.max_viewers, MAX_VIEWERS)?;
         if !(20_000..=100_000_000).contains(&self.live.max_stream_bytes_per_second) {
             return Err(Invalid::new(
                 "live.max_stream_bytes_per_second",
@@ -1293,6 +1295,8 @@ mod tests {
                 "[limits]\nbody_read_timeout = \"2h\"",
                 "limits.body_read_timeout",
             ),
+            // Streams beyond half the admin listener's slots could crowd out health checks.
+            ("[live]\nmax_viewers = 129", "live.max_viewers"),
         ] {
             let e = load(text, &[]).unwrap_err().0;
             assert!(e.contains(key), "{text}: {e}");

@@ -85,6 +85,8 @@ pub(crate) struct Stream {
     lost: Arc<AtomicU64>,
     reported: u64,
     _viewer: ViewerGuard,
+    /// Called once when the stream ends (the hub dropped it, or shut down).
+    on_end: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl Stream {
@@ -98,7 +100,14 @@ impl Stream {
             lost,
             reported: 0,
             _viewer: viewer,
+            on_end: None,
         }
+    }
+
+    /// Runs `f` once when the stream ends; the connection then only waits for its client to
+    /// take the rest (or a stalled viewer never does).
+    pub(crate) fn on_end(&mut self, f: impl FnOnce() + Send + 'static) {
+        self.on_end = Some(Box::new(f));
     }
 }
 
@@ -116,8 +125,12 @@ impl hyper::body::Body for Stream {
             let note = format!("data: {{\"type\":\"lost\",\"frames\":{lost}}}\n\n");
             return Poll::Ready(Some(Ok(Frame::data(Bytes::from(note)))));
         }
-        self.rx
-            .poll_recv(cx)
-            .map(|frame| frame.map(|b| Ok(Frame::data(b))))
+        let polled = self.rx.poll_recv(cx);
+        if let Poll::Ready(None) = polled {
+            if let Some(f) = self.on_end.take() {
+                f();
+            }
+        }
+        polled.map(|frame| frame.map(|b| Ok(Frame::data(b))))
     }
 }

@@ -63,9 +63,11 @@ pub(crate) struct AsyncDb {
     pub(crate) gate_stage: Arc<Stage>,
     /// Calls waiting for a permit right now.
     gate_waiting: Arc<AtomicUsize>,
-    /// When a call last gave its permit back (nanoseconds since `epoch`): with every permit
-    /// held, the time since then is how long the database has not moved.
-    released: Arc<AtomicU64>,
+    /// When the gate last moved, a permit taken or given back (nanoseconds since `epoch`):
+    /// with every permit held, the time since then is how long the database has not moved.
+    /// A permit taken counts too, or a gate filled at once after a quiet spell would look
+    /// stuck for the whole spell.
+    moved: Arc<AtomicU64>,
     epoch: Instant,
     /// A request passes the gate once per driver call; admission predicts each pass's wait.
     calls_per_route: Arc<CallsPerRoute>,
@@ -94,17 +96,19 @@ impl AsyncDb {
             self.gate.clone().acquire_owned().await
         }
         .map_err(|_| mongodb::error::Error::custom("driver call gate closed"))?;
+        let held_from = Instant::now();
+        self.moved
+            .fetch_max(nanos_since(self.epoch, held_from), Ordering::Relaxed);
         let call = call(self.db.clone());
         let stage = self.gate_stage.clone();
-        let held_from = Instant::now();
-        let (released, epoch) = (self.released.clone(), self.epoch);
+        let (moved, epoch) = (self.moved.clone(), self.epoch);
         RunToCompletion(Some(Box::pin(
             async move {
                 let result = call.await;
                 drop(permit);
                 let now = Instant::now();
                 stage.record(now - held_from);
-                released.store(nanos_since(epoch, now), Ordering::Relaxed);
+                moved.fetch_max(nanos_since(epoch, now), Ordering::Relaxed);
                 result
             }
             .in_current_span(),
@@ -112,8 +116,8 @@ impl AsyncDb {
         .await
     }
 
-    /// With every permit held, how long since a call last gave one back; zero while a permit
-    /// is free. A stalled database shows here long before any call finishes to tell the
+    /// With every permit held, how long since the gate last moved (a permit taken or given
+    /// back); zero while a permit is free. A stalled database shows here long before any call finishes to tell the
     /// average: the calls it holds may never come back (a lost reply is only noticed when
     /// the driver's monitor times out).
     pub(crate) fn stalled_for(&self) -> Duration {
@@ -121,7 +125,7 @@ impl AsyncDb {
             return Duration::ZERO;
         }
         let now = nanos_since(self.epoch, Instant::now());
-        Duration::from_nanos(now.saturating_sub(self.released.load(Ordering::Relaxed)))
+        Duration::from_nanos(now.saturating_sub(self.moved.load(Ordering::Relaxed)))
     }
 
     /// Calls waiting for a permit right now.
@@ -143,7 +147,7 @@ impl AsyncDb {
 /// The most driver calls a request of each route has made, learnt from finished requests
 /// rather than written down next to the handlers, so it cannot drift from them.
 #[derive(Debug, Default)]
-pub(crate) struct CallsPerRoute([AtomicU32; 3]);
+pub(crate) struct CallsPerRoute([AtomicU32; Route::ALL.len()]);
 
 impl CallsPerRoute {
     /// The most calls a request of `route` has made; 1 before one has finished.
@@ -260,7 +264,7 @@ impl Clients {
                 gate: Arc::new(Semaphore::new(pool_size)),
                 gate_stage: Arc::new(Stage::new(pool_size)),
                 gate_waiting: Arc::new(AtomicUsize::new(0)),
-                released: Arc::new(AtomicU64::new(0)),
+                moved: Arc::new(AtomicU64::new(0)),
                 epoch: Instant::now(),
                 calls_per_route: Arc::new(CallsPerRoute::default()),
             },
@@ -548,5 +552,57 @@ mod tests {
         assert_eq!(calls.get(Route::Report), 2);
         assert_eq!(calls.get(Route::User), 1);
         assert_eq!(calls.get(Route::Order), 1);
+    }
+
+    /// Found in review: the stall clock moved only when a permit was given back, so a gate
+    /// filled at once after a quiet spell (a flip to async, a burst after idling) looked
+    /// stuck for the whole spell and admission shed every request until a call finished.
+    #[test]
+    fn a_gate_filled_after_a_quiet_spell_is_not_taken_for_a_stall() {
+        use mongodb::options::ServerAddress;
+        let handlers = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // Never contacted: the calls below hold their permits without touching the driver.
+        let opts = ClientOptions::builder()
+            .hosts(vec![ServerAddress::Tcp {
+                host: "127.0.0.1".into(),
+                port: Some(9),
+            }])
+            .max_pool_size(2)
+            .build();
+        let clients = Clients::new(opts, "reclaimd", handlers.handle()).unwrap();
+        let gate = clients.async_.clone();
+        let quiet = Duration::from_millis(1500);
+        std::thread::sleep(quiet);
+        handlers.block_on(async {
+            let (release, held) = tokio::sync::watch::channel(false);
+            let calls: Vec<_> = (0..2)
+                .map(|_| {
+                    let (gate, mut held) = (gate.clone(), held.clone());
+                    tokio::spawn(async move {
+                        gate.run(|_db| async move {
+                            let _ = held.wait_for(|done| *done).await;
+                            Ok(())
+                        })
+                        .await
+                    })
+                })
+                .collect();
+            while gate.gate.available_permits() > 0 {
+                tokio::task::yield_now().await;
+            }
+            let stalled = gate.stalled_for();
+            assert!(
+                stalled < quiet / 2,
+                "every permit taken just now, yet stalled for {stalled:?}"
+            );
+            release.send(true).unwrap();
+            for call in calls {
+                call.await.unwrap().unwrap();
+            }
+        });
+        assert_eq!(gate.stalled_for(), Duration::ZERO, "permits free again");
     }
 }

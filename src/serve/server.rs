@@ -160,12 +160,20 @@ async fn accept_loop(
                 };
                 slot.working();
                 req.extensions_mut().insert(slot.clone());
-                let response = http::admin_service(app, req).await;
-                // A live view stream is the server's work until the viewer leaves (viewers
-                // are capped by `live.max_viewers`): never evicted as an idle client.
-                let streaming = matches!(&response, Ok(r) if matches!(r.body(), Either::Right(_)));
-                if !streaming {
-                    slot.waiting_on_client();
+                let mut response = http::admin_service(app, req).await;
+                // A live view stream is the server's work until it ends (viewers are capped
+                // by `live.max_viewers`, below the listener's slots): not evictable until
+                // then. A viewer that stopped reading is dropped by the hub after a while,
+                // which ends its stream.
+                match &mut response {
+                    Ok(r) => match r.body_mut() {
+                        Either::Right(stream) => {
+                            let slot = slot.clone();
+                            stream.on_end(move || slot.waiting_on_client());
+                        }
+                        Either::Left(_) => slot.waiting_on_client(),
+                    },
+                    Err(never) => match *never {},
                 }
                 response
             }

@@ -175,11 +175,11 @@ impl Dispatchers {
                 let gate = &self.clients.async_;
                 // The request waits for the gate once per driver call it makes, and at least
                 // as long as the gate has been stuck.
-                let gate_wait = (gate
+                let gate_wait = gate
                     .gate_stage
                     .predicted_wait(gate.waiting(), Duration::ZERO)
-                    * gate.calls_per_request(job.call.route()))
-                .max(gate.stalled_for());
+                    .saturating_mul(gate.calls_per_request(job.call.route()))
+                    .max(gate.stalled_for());
                 let wait = self.async_threads.predicted_wait(runnable, Duration::ZERO) + gate_wait;
                 if wait > self.budget {
                     return shed("queue_wait", AppError::Overloaded(TOO_LONG));
