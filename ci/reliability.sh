@@ -589,10 +589,15 @@ soak() { # [SECONDS]
   local load_pid=$! t0 next_flip=30 next_sample=0 mode=sync flips=0 elapsed
   t0=$SECONDS
   : >"$out/$name.rss"
+  # SECONDS RSS ANON FILE (KiB): anonymous memory (heap, stacks, allocator arenas) apart from
+  # file-backed pages (the binary's code, paged in as new paths run).
+  rss_sample() {
+    echo "$1 $(awk '/^(VmRSS|RssAnon|RssFile):/ { printf "%s ", $2 }' "/proc/$daemon_pid/status")" >>"$out/$name.rss"
+  }
   while ((SECONDS - t0 < seconds)); do
     elapsed=$((SECONDS - t0))
     if ((elapsed >= next_sample)); then
-      echo "$elapsed $(awk '/^VmRSS:/ { print $2 }' "/proc/$daemon_pid/status")" >>"$out/$name.rss"
+      rss_sample "$elapsed"
       next_sample=$((next_sample + 10))
     fi
     if ((elapsed >= next_flip)); then
@@ -605,7 +610,7 @@ soak() { # [SECONDS]
     sleep 1
   done
   wait "$load_pid" || die "reclaimd load failed$(log_tail "$out/$name.load.log")"
-  echo "$((SECONDS - t0)) $(awk '/^VmRSS:/ { print $2 }' "/proc/$daemon_pid/status")" >>"$out/$name.rss"
+  rss_sample "$((SECONDS - t0))"
   local sent ok errors server_total server_ok reloads slope first last
   sent=$(jget "$out/$name.json" .sent)
   ok=$(jget "$out/$name.json" .ok)
@@ -614,8 +619,11 @@ soak() { # [SECONDS]
   server_ok=$(($(metric 'reclaimd_requests_total\{.*status="2[0-9][0-9]"\}') - before_ok))
   reloads=$(metric 'reclaimd_config_reloads_total\{result="ok"\}')
   # KiB per minute, least squares over the samples after the first minute.
-  slope=$(awk '$1 >= 60 { n++; sx += $1; sy += $2; sxx += $1 * $1; sxy += $1 * $2 }
-    END { if (n < 3) { print "nan"; exit } b = (n * sxy - sx * sy) / (n * sxx - sx * sx); printf "%.1f", b * 60 }' "$out/$name.rss")
+  slope_of() { # COLUMN
+    awk -v c="$1" '$1 >= 60 { n++; sx += $1; sy += $c; sxx += $1 * $1; sxy += $1 * $c }
+      END { if (n < 3) { print "nan"; exit } b = (n * sxy - sx * sy) / (n * sxx - sx * sx); printf "%.1f", b * 60 }' "$out/$name.rss"
+  }
+  slope=$(slope_of 2)
   first=$(awk '$1 >= 60 { print $2; exit }' "$out/$name.rss")
   last=$(tail -1 "$out/$name.rss" | awk '{ print $2 }')
   local result=PASS why=()
@@ -628,7 +636,8 @@ soak() { # [SECONDS]
   verdict "soak" "$result" "${seconds}s at $rate req/s (60% of $capacity), $flips mode flips:" \
     "client sent $sent, ok $ok, errors $errors ($(load_errors "$out/$name.json")), p99 $(jget "$out/$name.json" .latency_ms.p99) ms;" \
     "server answered $server_total, 2xx $server_ok; config reloads $reloads; RSS ${first} KiB at 1 min -> ${last} KiB," \
-    "slope $slope KiB/min (limit $rss_limit_kib_per_min)" "${why[*]:+-- ${why[*]}}"
+    "slope $slope KiB/min (limit $rss_limit_kib_per_min; anonymous $(slope_of 3), file-backed $(slope_of 4))" \
+    "${why[*]:+-- ${why[*]}}"
   stop_proc "$name"
 }
 # A leak of one small allocation per request (100 B at the soak's ~16 req/s) grows RSS by
