@@ -126,9 +126,10 @@ pub struct LimitsConfig {
     /// Arrival to response; past it the client gets 504.
     #[serde(deserialize_with = "de_duration")]
     pub request_timeout: Duration,
-    /// Shedding by time: a request whose predicted wait for a worker (sync) or for the
-    /// handler threads (async) exceeds this is answered 503 at once instead of waiting. The
-    /// effective value is at most half of `request_timeout`.
+    /// Shedding by time: a request whose predicted wait for a worker (sync), or for the
+    /// handler threads plus a MongoDB connection per driver call (async), exceeds this is
+    /// answered 503 at once instead of waiting. The effective value is at most half of
+    /// `request_timeout`.
     #[serde(deserialize_with = "de_duration")]
     pub max_queue_wait: Duration,
     /// A request body must arrive within this long after the request head, or the client
