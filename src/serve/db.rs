@@ -240,6 +240,20 @@ fn redact(message: &str, uri: &str) -> String {
 }
 
 impl Clients {
+    /// Clients of a server that is never contacted (port 9), for unit tests whose calls
+    /// never reach the driver; `handlers` is the async handler runtime.
+    #[cfg(test)]
+    pub(crate) fn unreachable(handlers: &tokio::runtime::Handle, max_pool_size: u32) -> Clients {
+        let opts = ClientOptions::builder()
+            .hosts(vec![mongodb::options::ServerAddress::Tcp {
+                host: "127.0.0.1".into(),
+                port: Some(9),
+            }])
+            .max_pool_size(max_pool_size)
+            .build();
+        Clients::new(opts, "reclaimd", handlers).unwrap()
+    }
+
     /// Creates both clients. Call outside any async runtime: the blocking client's
     /// background tasks (monitors, pool workers) then run on the driver's own runtime, and
     /// the async client's on `handlers`, the async handler runtime, so neither mode's driver
@@ -559,20 +573,12 @@ mod tests {
     /// stuck for the whole spell and admission shed every request until a call finished.
     #[test]
     fn a_gate_filled_after_a_quiet_spell_is_not_taken_for_a_stall() {
-        use mongodb::options::ServerAddress;
         let handlers = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        // Never contacted: the calls below hold their permits without touching the driver.
-        let opts = ClientOptions::builder()
-            .hosts(vec![ServerAddress::Tcp {
-                host: "127.0.0.1".into(),
-                port: Some(9),
-            }])
-            .max_pool_size(2)
-            .build();
-        let clients = Clients::new(opts, "reclaimd", handlers.handle()).unwrap();
+        // The calls below hold their permits without touching the driver.
+        let clients = Clients::unreachable(handlers.handle(), 2);
         let gate = clients.async_.clone();
         let quiet = Duration::from_millis(1500);
         std::thread::sleep(quiet);

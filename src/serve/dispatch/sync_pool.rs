@@ -215,7 +215,6 @@ mod tests {
     use super::*;
     use crate::api::Call;
     use crate::observe::measure::Tracker;
-    use mongodb::options::{ClientOptions, ServerAddress};
 
     /// Issue 9's timeout-boundary 500: a worker used to drop a job whose deadline had passed
     /// while it was queued, and a dispatcher whose own timer had not fired yet saw the closed
@@ -226,14 +225,8 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        // Never contacted: the job is answered before any call.
-        let opts = ClientOptions::builder()
-            .hosts(vec![ServerAddress::Tcp {
-                host: "127.0.0.1".into(),
-                port: Some(9),
-            }])
-            .build();
-        let clients = Arc::new(Clients::new(opts, "reclaimd", handlers.handle()).unwrap());
+        // The job is answered before any call.
+        let clients = Arc::new(Clients::unreachable(handlers.handle(), 10));
         let metrics = Arc::new(Metrics::new());
         let pool = SyncPool::start(1, 4, clients, metrics.clone()).unwrap();
         let arrival = Instant::now();
