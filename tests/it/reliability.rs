@@ -118,17 +118,10 @@ fn a_short_stall_leaves_no_worker_stuck() {
     // Long enough for one check of a one-second heartbeat to be swallowed too.
     std::thread::sleep(Duration::from_millis(600));
     wire.set_stall(false);
-    eventually(
+    app.served_again(
         "users are served again after a short stall",
+        "/api/users/1",
         Duration::from_secs(5),
-        || {
-            let r = app.get("/api/users/1");
-            if r.status == 200 {
-                Ok(())
-            } else {
-                Err(Box::new(r))
-            }
-        },
     );
 }
 

@@ -172,17 +172,10 @@ fn mongodb_outage_gives_fast_503s_and_recovers() {
         let ready = app.admin(Method::GET, "/readyz", vec![], "");
         assert_eq!(ready.status, 503);
         wire.set_refuse(false);
-        eventually(
+        app.served_again(
             &format!("{mode}: reports are served again after the outage"),
+            "/api/users/1/report",
             Duration::from_secs(15),
-            || {
-                let r = app.get("/api/users/1/report");
-                if r.status == 200 {
-                    Ok(())
-                } else {
-                    Err(Box::new(r))
-                }
-            },
         );
         assert_eq!(app.admin(Method::GET, "/readyz", vec![], "").status, 200);
     }
@@ -610,22 +603,15 @@ fn a_stalled_mongodb_gives_504_or_503_never_a_hang_and_recovers() {
             "answered, not hung"
         );
         wire.set_stall(false);
-        // Commands sent into the stall are never answered. In sync mode they hold their
-        // worker threads until the connection breaks (the Rust driver has no socket
-        // timeout), as a network reset eventually does; async requests were cancelled at
-        // their timeout.
+        // Commands sent into the stall are never answered, and the Rust driver has no socket
+        // timeout: the calls end when the driver's monitor (a check a second) times out a
+        // check and interrupts them (`reliability::a_short_stall_leaves_no_worker_stuck`), or
+        // when the connection breaks, as a network reset eventually does; this one is a reset.
         wire.drop_connections();
-        eventually(
+        app.served_again(
             &format!("{mode}: users are served again after the stall"),
+            "/api/users/1",
             Duration::from_secs(20),
-            || {
-                let r = app.get("/api/users/1");
-                if r.status == 200 {
-                    Ok(())
-                } else {
-                    Err(Box::new(r))
-                }
-            },
         );
     }
 }

@@ -168,6 +168,19 @@ impl TestApp {
         }
     }
 
+    /// Waits until a GET of `path` is answered 200 (`what` names it in the failure), polling
+    /// for at most `within`.
+    pub fn served_again(&self, what: &str, path: &str, within: Duration) {
+        super::eventually(what, within, || {
+            let r = self.get(path);
+            if r.status == 200 {
+                Ok(())
+            } else {
+                Err(Box::new(r))
+            }
+        });
+    }
+
     pub fn get(&self, path: &str) -> Resp {
         self.rt.block_on(Self::send(
             self.client.clone(),
