@@ -12,16 +12,6 @@ use crate::support::app::{metric_value, Resp, TestApp};
 use crate::support::eventually;
 use crate::support::fake::{self, FakeOptions};
 
-fn report_load(app: &TestApp, n: usize) -> Vec<Resp> {
-    app.concurrent(n, |i| {
-        if i % 3 == 2 {
-            format!("/api/users/{}", i % 50 + 1)
-        } else {
-            format!("/api/users/{}/report", i % 50 + 1)
-        }
-    })
-}
-
 /// `(reclaimed, compute)` of `mode` as `/metrics` exports them, in seconds.
 fn counters(app: &TestApp, mode: Mode) -> (f64, f64) {
     let text = app.metrics_text();
@@ -67,7 +57,7 @@ fn async_server_timing_reclaimed_is_each_requests_share_of_the_counter() {
         c.workload.report_compute_ms = 1.0;
     });
     let (r0, c0) = counters(&app, Mode::Async);
-    let rs = report_load(&app, 40);
+    let rs = app.report_load(40);
     let (r1, c1) = counters(&app, Mode::Async);
     let (reclaimed, compute) = header_sums(&rs);
     assert!(rs.iter().all(|r| r.mode() == Mode::Async));
@@ -89,7 +79,7 @@ fn sync_one_worker_every_response_reclaims_exactly_nothing() {
         c.sync.workers = 1;
         c.workload.report_compute_ms = 1.0;
     });
-    let rs = report_load(&app, 20);
+    let rs = app.report_load(20);
     let (reclaimed, compute) = header_sums(&rs);
     assert_eq!(reclaimed, 0.0);
     let (r, c) = counters(&app, Mode::Sync);
@@ -224,7 +214,7 @@ fn process_cpu_seconds_has_sub_second_resolution() {
         "process_cpu_seconds_total takes a fractional value",
         Duration::from_secs(30),
         || {
-            report_load(&app, 10);
+            app.report_load(10);
             let v = metric_value(&app.metrics_text(), "process_cpu_seconds_total");
             (v > 0.0 && v.fract() != 0.0).then_some(v).ok_or(v)
         },

@@ -52,16 +52,6 @@ fn sample_metrics(app: &TestApp) -> (Arc<AtomicBool>, std::thread::JoinHandle<Ve
     (stop, handle)
 }
 
-fn report_load(app: &TestApp, n: usize) -> Vec<Resp> {
-    app.concurrent(n, |i| {
-        if i % 3 == 2 {
-            format!("/api/users/{}", i % 50 + 1)
-        } else {
-            format!("/api/users/{}/report", i % 50 + 1)
-        }
-    })
-}
-
 fn assert_phases_add_up(rs: &[Resp]) {
     for r in rs {
         assert_eq!(r.status, 200, "{r:?}");
@@ -85,7 +75,7 @@ fn sync_one_worker_reclaims_nothing_and_blocks_for_every_db_wait() {
         c.workload.report_compute_ms = 1.0;
     });
     let (stop, sampler) = sample_metrics(&app);
-    let rs = report_load(&app, 30);
+    let rs = app.report_load(30);
     stop.store(true, Ordering::SeqCst);
     let samples = sampler.join().unwrap();
     assert_phases_add_up(&rs);
@@ -123,7 +113,7 @@ fn async_one_thread_reclaims_waiting_time_and_agrees_with_tokio_metrics() {
         c.workload.report_compute_ms = 1.0;
     });
     let (stop, sampler) = sample_metrics(&app);
-    let rs = report_load(&app, 30);
+    let rs = app.report_load(30);
     stop.store(true, Ordering::SeqCst);
     let samples = sampler.join().unwrap();
     assert_phases_add_up(&rs);
@@ -200,9 +190,9 @@ fn compute_phase_and_workload_knob() {
 fn promtool_accepts_the_metrics_after_load() {
     let promtool = tool("promtool");
     let app = TestApp::start(2, |c| c.sync.workers = 2);
-    report_load(&app, 20);
+    app.report_load(20);
     app.server().app.set_mode(Mode::Async, "test");
-    report_load(&app, 20);
+    app.report_load(20);
     app.get("/api/users/abc");
     let text = app.metrics_text();
     for name in [

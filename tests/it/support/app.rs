@@ -217,6 +217,18 @@ impl TestApp {
         ))
     }
 
+    /// `n` requests at once, two reports to one user lookup (users 1..=50): the mix the
+    /// measurement and headline tests drive.
+    pub fn report_load(&self, n: usize) -> Vec<Resp> {
+        self.concurrent(n, |i| {
+            if i % 3 == 2 {
+                format!("/api/users/{}", i % 50 + 1)
+            } else {
+                format!("/api/users/{}/report", i % 50 + 1)
+            }
+        })
+    }
+
     /// Sends `n` GETs of `path(i)` at once and returns the responses in order.
     pub fn concurrent(&self, n: usize, path: impl Fn(usize) -> String) -> Vec<Resp> {
         let futures: Vec<_> = (0..n)
