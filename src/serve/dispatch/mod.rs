@@ -28,6 +28,11 @@ use crate::serve::handlers::{self, Ctx, Reply};
 use async_rt::AsyncRuntime;
 use sync_pool::{Refused, SyncPool};
 
+/// How long a timed-out async request's 504 waits for its task to be dropped. An idle task
+/// goes within microseconds; one whose every handler thread is busy waits for the end of a
+/// poll (a compute burn), and past this grace the 504 goes out regardless.
+const CANCEL_GRACE: Duration = Duration::from_millis(250);
+
 /// A request's result and its time split.
 pub(crate) type Done = (Result<Reply, AppError>, Timing);
 
@@ -197,7 +202,12 @@ impl Dispatchers {
                         (Err(AppError::Internal), tracker.snapshot(Instant::now()))
                     }
                     Err(_) => {
+                        // Answer once the task is gone, not merely told to go: until a
+                        // handler thread drops it, it still counts as in flight, in its
+                        // phase and among the calls waiting at the driver gate, and a request
+                        // arriving right after this 504 would be judged against them.
                         task.abort();
+                        let _ = tokio::time::timeout(CANCEL_GRACE, task).await;
                         return shed("timeout", AppError::Timeout);
                     }
                 }
@@ -210,5 +220,69 @@ impl Dispatchers {
                 .inc();
         }
         done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by CI: right after a burst, a fresh request was shed (503) because the burst's
+    /// last requests, already answered 504, still counted as waiting at the driver gate: the
+    /// dispatcher answered as soon as it had asked for their tasks to be aborted, before a
+    /// handler thread had dropped them. Here the only handler thread is busy when the
+    /// deadline passes, so the drop has to wait for it.
+    #[test]
+    fn a_timed_out_request_is_no_longer_counted_once_it_is_answered() {
+        let async_rt = AsyncRuntime::new(1).unwrap();
+        let clients = Arc::new(Clients::unreachable(async_rt.handle(), 1));
+        let metrics = Arc::new(Metrics::new());
+        let pool = SyncPool::start(1, 4, clients.clone(), metrics.clone()).unwrap();
+        let handlers = async_rt.handle().clone();
+        let dispatchers = Dispatchers::new(
+            pool,
+            async_rt,
+            clients.clone(),
+            metrics.clone(),
+            LimitsConfig::default(),
+            1,
+        );
+        let gate = clients.async_.clone();
+        // The gate's only permit is held, so the request waits there...
+        let holder = handlers.spawn(async move {
+            gate.run(|_db| async {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                Ok(())
+            })
+            .await
+        });
+        // ...until its deadline, when the only handler thread is busy (50 to 130 ms).
+        handlers.spawn(async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            std::thread::sleep(Duration::from_millis(80));
+        });
+        let arrival = Instant::now();
+        let job = Job {
+            call: Call::User(1),
+            body: Default::default(),
+            workload: Default::default(),
+            queue_span: tracing::Span::none(),
+            span: tracing::Span::none(),
+            deadline: arrival + Duration::from_millis(100),
+            tracker: Tracker::new(metrics.stats(Mode::Async).clone(), arrival),
+        };
+        let client = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (result, _) = client.block_on(dispatchers.dispatch(Mode::Async, job));
+        assert_eq!(result.err(), Some(AppError::Timeout));
+        assert_eq!(clients.async_.waiting(), 0, "still waiting at the gate");
+        assert_eq!(dispatchers.async_rt.in_flight(), 0, "still in flight");
+        let stats = metrics.stats(Mode::Async);
+        for phase in [Phase::Queue, Phase::Compute, Phase::Db, Phase::Sched] {
+            assert_eq!(stats.in_phase(phase), 0, "still counted in {phase:?}");
+        }
+        holder.abort();
     }
 }
