@@ -10,10 +10,16 @@ use reclaimd::scenario::{lecture, render_runs, LectureOptions};
 
 use crate::support::fake::{self, FakeOptions};
 
+/// 10 ms between the sends, so a busy machine cannot reorder the arrivals.
+const STAGGERED: LectureOptions = LectureOptions {
+    stagger: Duration::from_millis(10),
+    timeout: Duration::from_secs(30),
+};
+
 fn opts(serial: bool) -> FakeOptions {
     FakeOptions {
         user_delay: Duration::from_millis(15),
-        report_delay: Duration::from_millis(60),
+        report_delay: Duration::from_millis(100),
         serial,
         ..FakeOptions::default()
     }
@@ -22,9 +28,7 @@ fn opts(serial: bool) -> FakeOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_at_a_time_the_quick_request_finishes_last_and_waits_longest() {
     let server = fake::start(opts(true)).await;
-    let run = lecture(&server.url(), LectureOptions::default())
-        .await
-        .unwrap();
+    let run = lecture(&server.url(), STAGGERED).await.unwrap();
     assert_eq!(run.mode, Some(Mode::Sync));
     let routes: Vec<Route> = run.requests.iter().map(|r| r.request.route).collect();
     assert_eq!(routes, [Route::Report, Route::Report, Route::User]);
@@ -37,12 +41,13 @@ async fn one_at_a_time_the_quick_request_finishes_last_and_waits_longest() {
         assert!(quick.finished_at > other.finished_at, "{run:#?}");
         assert!(quick.timing.queue > other.timing.queue, "{run:#?}");
     }
-    // It queued behind both long requests: 2 × 60 ms of someone else's work.
+    // It queued behind both long requests: 2 × 100 ms of someone else's work, less the 20 ms
+    // it arrived after the first.
     assert!(quick.timing.queue >= Duration::from_millis(100), "{run:#?}");
     assert!(quick.perceived() >= Duration::from_millis(120), "{run:#?}");
     // Natural times were measured alone, before, and reflect the known delays.
     assert!(quick.natural >= Duration::from_millis(15));
-    assert!(run.requests[0].natural >= Duration::from_millis(60));
+    assert!(run.requests[0].natural >= Duration::from_millis(100));
 
     let text = render_runs(std::slice::from_ref(&run), 60);
     assert!(text.contains("(sync mode)"), "{text}");
@@ -59,9 +64,7 @@ async fn overlapping_waits_the_quick_request_finishes_first() {
         ..opts(false)
     })
     .await;
-    let run = lecture(&server.url(), LectureOptions::default())
-        .await
-        .unwrap();
+    let run = lecture(&server.url(), STAGGERED).await.unwrap();
     assert_eq!(run.mode, Some(Mode::Async));
     let quick = run.quick().unwrap();
     for other in run

@@ -42,12 +42,13 @@ fn async_mode_serves_right_after_a_burst_that_timed_out_waiting_for_connections(
         burst.len(),
         "only 200s, 503s and 504s: {burst:?}"
     );
-    // The precondition of the bug: many requests gave up while waiting for a connection.
-    // Abandoned checkouts drain at two a second, so 50 of them would hold a fresh request
-    // (1 s timeout) for 25 s. How many get that far depends on how fast the client's burst
-    // arrives, which a busy machine slows down (admission then learns the new cost sooner).
+    // The precondition of the bug: requests gave up while waiting for a connection.
+    // Abandoned checkouts drain at two a second, so even 10 of them would hold a fresh
+    // request (1 s timeout) for 5 s. How many get that far depends on how fast the client's
+    // burst arrives, which a busy machine slows down (admission then learns the new cost
+    // sooner).
     assert!(
-        timed_out >= 50,
+        timed_out >= 10,
         "{timed_out} of 300 timed out ({ok} ok, {shed} shed)"
     );
 

@@ -201,11 +201,13 @@ impl Worker {
             self.busy.stop(self.index);
             self.stage.record(end - now);
             let timing = tracker.finish_on_thread(end);
-            let _ = reply.send((result, timing));
+            // Counted before the reply goes out: a client that has its answer finds the
+            // worker's time in /metrics already.
             let blocked = timing.get(Phase::Db);
             counters.add_worker(WorkerState::Blocked, blocked);
             counters.add_worker(WorkerState::Busy, (end - mark).saturating_sub(blocked));
             mark = end;
+            let _ = reply.send((result, timing));
         }
     }
 }
