@@ -25,8 +25,6 @@ pub struct Sse {
     pub status: u16,
     pub head: String,
     buf: String,
-    /// Body bytes received so far (the events' text, without chunk framing).
-    pub bytes: usize,
 }
 
 impl Sse {
@@ -58,7 +56,6 @@ impl Sse {
             status,
             head,
             buf: String::new(),
-            bytes: 0,
         }
     }
 
@@ -75,19 +72,24 @@ impl Sse {
         let mut data = vec![0; n + 2];
         self.reader.read_exact(&mut data).ok()?;
         data.truncate(n);
-        self.bytes += n;
         Some(String::from_utf8(data).expect("UTF-8 events"))
     }
 
     /// The next event's JSON; `None` when the stream ends.
     pub fn next(&mut self) -> Option<serde_json::Value> {
+        self.next_sized().map(|(e, _)| e)
+    }
+
+    /// The next event's JSON and its size in the stream (`data: …\n\n`).
+    fn next_sized(&mut self) -> Option<(serde_json::Value, usize)> {
         loop {
             if let Some(cut) = self.buf.find("\n\n") {
                 let event: String = self.buf.drain(..cut + 2).collect();
                 let data = event
                     .strip_prefix("data: ")
                     .unwrap_or_else(|| panic!("an event is one data line: {event:?}"));
-                return Some(serde_json::from_str(data.trim_end()).expect("valid JSON"));
+                let json = serde_json::from_str(data.trim_end()).expect("valid JSON");
+                return Some((json, event.len()));
             }
             let chunk = self.chunk()?;
             self.buf.push_str(&chunk);
@@ -96,10 +98,18 @@ impl Sse {
 
     /// Every event for `d`.
     pub fn collect_for(&mut self, d: Duration) -> Vec<serde_json::Value> {
+        self.collect_sized_for(d)
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect()
+    }
+
+    /// Every event for `d`, each with its size in the stream.
+    pub fn collect_sized_for(&mut self, d: Duration) -> Vec<(serde_json::Value, usize)> {
         let end = Instant::now() + d;
         let mut out = Vec::new();
         while Instant::now() < end {
-            match self.next() {
+            match self.next_sized() {
                 Some(e) => out.push(e),
                 None => break,
             }
