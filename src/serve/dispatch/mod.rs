@@ -71,6 +71,22 @@ impl Job {
     }
 }
 
+#[cfg(test)]
+impl Job {
+    /// A job for unit tests: no body, the default workload, no spans.
+    pub(crate) fn bare(call: Call, tracker: Arc<Tracker>, deadline: Instant) -> Job {
+        Job {
+            call,
+            body: Bytes::new(),
+            workload: Default::default(),
+            queue_span: tracing::Span::none(),
+            span: tracing::Span::none(),
+            deadline,
+            tracker,
+        }
+    }
+}
+
 /// Both dispatchers, and the admission rules in front of them.
 pub(crate) struct Dispatchers {
     pub(crate) pool: SyncPool,
@@ -262,15 +278,8 @@ mod tests {
             std::thread::sleep(Duration::from_millis(80));
         });
         let arrival = Instant::now();
-        let job = Job {
-            call: Call::User(1),
-            body: Default::default(),
-            workload: Default::default(),
-            queue_span: tracing::Span::none(),
-            span: tracing::Span::none(),
-            deadline: arrival + Duration::from_millis(100),
-            tracker: Tracker::new(metrics.stats(Mode::Async).clone(), arrival),
-        };
+        let tracker = Tracker::new(metrics.stats(Mode::Async).clone(), arrival);
+        let job = Job::bare(Call::User(1), tracker, arrival + Duration::from_millis(100));
         let client = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -232,15 +232,8 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let pool = SyncPool::start(1, 4, clients, metrics.clone()).unwrap();
         let arrival = Instant::now();
-        let job = Job {
-            call: Call::User(1),
-            body: Default::default(),
-            workload: Default::default(),
-            queue_span: tracing::Span::none(),
-            span: tracing::Span::none(),
-            deadline: arrival,
-            tracker: Tracker::new(metrics.stats(Mode::Sync).clone(), arrival),
-        };
+        let tracker = Tracker::new(metrics.stats(Mode::Sync).clone(), arrival);
+        let job = Job::bare(Call::User(1), tracker, arrival);
         let Ok(reply) = pool.try_submit(job) else {
             panic!("an idle pool refused the job")
         };
